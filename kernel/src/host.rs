@@ -1,0 +1,77 @@
+//! The demo kernel as a `multicore` host: identity-mapped memory, COM1, the boot memory map.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use multicore::boot::{Host, LowMemory};
+use multicore::bootinfo::{BootInfo, MemoryKind, PhysRange, MAX_MEMORY_REGIONS};
+use multicore::phys::LinearMapping;
+
+/// What the bring-up may use, taken from the boot information.
+pub struct DemoHost {
+    free: [PhysRange; MAX_MEMORY_REGIONS],
+    free_count: usize,
+    in_use: [PhysRange; 8],
+    in_use_count: usize,
+}
+
+impl DemoHost {
+    /// Collects the free RAM and the boot structures to keep clear of.
+    pub fn new(boot: &BootInfo) -> DemoHost {
+        let mut host = DemoHost {
+            free: [PhysRange { base: 0, len: 0 }; MAX_MEMORY_REGIONS],
+            free_count: 0,
+            in_use: [PhysRange { base: 0, len: 0 }; 8],
+            in_use_count: 0,
+        };
+        for region in boot
+            .memory_map()
+            .iter()
+            .filter(|r| r.kind == MemoryKind::Usable)
+        {
+            host.free[host.free_count] = region.range;
+            host.free_count += 1;
+        }
+        for (slot, used) in host.in_use.iter_mut().zip(boot.occupied()) {
+            *slot = *used;
+            host.in_use_count += 1;
+        }
+        host
+    }
+}
+
+impl Host for DemoHost {
+    fn print(&self, args: fmt::Arguments<'_>) {
+        crate::console::print(args);
+    }
+
+    fn alloc_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+        crate::memory::alloc_zeroed(size, align)
+    }
+
+    fn guard_page(&self, addr: u64) -> bool {
+        crate::paging::unmap_page(addr)
+    }
+
+    fn phys(&self) -> LinearMapping {
+        identity()
+    }
+
+    fn virt_to_phys(&self, virt: u64) -> Option<u64> {
+        (virt < 4 << 30).then_some(virt)
+    }
+
+    fn low_memory(&self) -> LowMemory<'_> {
+        LowMemory {
+            free: &self.free[..self.free_count],
+            in_use: &self.in_use[..self.in_use_count],
+        }
+    }
+}
+
+/// The boot identity map of 0..4 GiB.
+pub fn identity() -> LinearMapping {
+    // SAFETY: entry.S identity-maps 0..4 GiB (the top GiB uncached for MMIO) for the kernel's
+    // whole life; firmware tables and RAM read through it have no read side effects.
+    unsafe { LinearMapping::new(0, 4 << 30) }
+}

@@ -1,0 +1,187 @@
+//! rust_multicore: the demo kernel. Boots under QEMU (PVH or multiboot 1), finds the CPUs and
+//! starts every AP with the `multicore` library, each printing `CPU N online! APIC ID: A`.
+//!
+//! `kmain` reads like a list of steps; the work is in the library. Kernel command line
+//! (`-append`): `bringup=sequential|parallel delays=spec|fast maxcpus=N apstack=SIZE`.
+#![no_std]
+#![no_main]
+
+mod boot;
+mod console;
+mod exit;
+mod host;
+mod memory;
+mod paging;
+
+use exit::{exit, ExitCode};
+use host::DemoHost;
+use multicore::arch::x86_64::apic::{ApicMode, LocalApic};
+use multicore::arch::x86_64::{cpu_state, tsc};
+use multicore::boot::{park_this_cpu, start_aps, CpuData, StartConfig};
+use multicore::bootinfo::{self, BootInfo};
+use multicore::cmdline::{self, MAX_SUPPORTED_CPUS};
+use multicore::topology::{self, CpuSource};
+
+/// Prints the reason and takes the failure exit.
+macro_rules! fail {
+    ($($arg:tt)*) => {{
+        println!("error: {}", format_args!($($arg)*));
+        exit(ExitCode::Failure)
+    }};
+}
+
+/// Entered from entry.S on the BSP, in long mode on the boot stack, interrupts off.
+#[no_mangle]
+extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
+    console::init();
+    println!("Rust Multicore Boot Starting...");
+    let boot = read_boot_info(boot_protocol, boot_info);
+    let options = match cmdline::parse(boot.cmdline()) {
+        Ok(options) => options,
+        Err(e) => fail!("bad kernel command line: {e}"),
+    };
+    println!("Booted by {}; options: {}", boot.protocol.as_str(), options);
+    let xcr0 = cpu_state::enable_fpu_sse_avx();
+    println!(
+        "FPU/SSE enabled on BSP (XCR0 {:#x})",
+        xcr0.map_or(0, |x| x.bits())
+    );
+    let (tsc, source) = match tsc::calibrate(Some(&|v| Some(v))) {
+        Ok(t) => t,
+        Err(e) => fail!("{e}"),
+    };
+    println!("TSC: {} kHz (from {})", tsc.hz() / 1000, source.as_str());
+    match memory::init(&boot) {
+        Ok((start, end)) => println!("Memory for CPUs: {:#x}..{:#x}", start, end),
+        Err(_) => fail!("no usable RAM after the kernel image in the boot memory map"),
+    }
+    let host = DemoHost::new(&boot);
+    let apic = match LocalApic::init_bsp(&host::identity(), true) {
+        Ok(apic) => apic,
+        Err(e) => fail!("{e}"),
+    };
+    match apic.mode() {
+        ApicMode::X2Apic => println!("x2APIC enabled on BSP"),
+        ApicMode::XApic { phys, .. } => {
+            println!("xAPIC enabled on BSP (MMIO at {phys:#x}; CPUID offers no x2APIC)")
+        }
+    }
+
+    let storage = match memory::alloc_zeroed(4 * options.max_cpus as usize, 4) {
+        Some(p) => {
+            // SAFETY: a fresh zeroed allocation of max_cpus u32s, used only here, never freed.
+            unsafe {
+                core::slice::from_raw_parts_mut(p.as_ptr() as *mut u32, options.max_cpus as usize)
+            }
+        }
+        None => fail!("out of memory for the CPU list"),
+    };
+    let topo = topology::discover(&host::identity(), boot.rsdp, apic.id(), storage);
+    report_topology(&topo, options.max_cpus);
+
+    let config = StartConfig {
+        strategy: options.strategy,
+        delays: options.delays,
+        ap_stack_size: options.ap_stack_size,
+    };
+    let report = match start_aps(&host, &apic, &tsc, topo.apic_ids, &config, ap_main, 0) {
+        Ok(report) => report,
+        Err(e) => fail!("cannot start the APs: {e}"),
+    };
+    if !report.stack_guards && report.cpus.len() > 1 {
+        println!("warning: AP stacks have no guard pages");
+    }
+    let wanted = report.cpus.len() as u32;
+    if report.online() == wanted {
+        println!("All CPUs started!");
+    }
+    println!(
+        "bringup: cpus={} online={} time_us={} strategy={} delays={}",
+        wanted,
+        report.online(),
+        report.time_us,
+        options.strategy.as_str(),
+        options.delays.as_str()
+    );
+    if report.online() == wanted {
+        exit(ExitCode::Success)
+    } else {
+        fail!("{} of {} APs did not start", report.aps_failed, wanted - 1)
+    }
+}
+
+/// What each AP runs once the library has it in Rust: say so, be counted, park.
+fn ap_main(cpu: &'static CpuData) -> ! {
+    println!("CPU {} online! APIC ID: {}", cpu.index, cpu.apic_id);
+    cpu.mark_online();
+    park_this_cpu()
+}
+
+fn read_boot_info(protocol: u32, info: u32) -> BootInfo {
+    let mem = host::identity();
+    let parsed = match protocol {
+        boot::BOOT_PROTOCOL_PVH => bootinfo::parse_pvh(&mem, info as u64),
+        boot::BOOT_PROTOCOL_MULTIBOOT1 => bootinfo::parse_multiboot(&mem, info as u64),
+        other => fail!("unknown boot protocol {other}"),
+    };
+    match parsed {
+        Ok(boot) => {
+            if boot.cmdline_truncated {
+                println!(
+                    "warning: kernel command line longer than {} bytes, cut",
+                    bootinfo::MAX_CMDLINE
+                );
+            }
+            boot
+        }
+        Err(e) => fail!("{e}"),
+    }
+}
+
+fn report_topology(topo: &topology::Topology<'_>, max_cpus: u32) {
+    if let Some(e) = &topo.acpi_error {
+        println!("warning: ACPI tables unusable ({e}); falling back");
+    }
+    if let Some(e) = &topo.mp_error {
+        println!("warning: MP tables unusable ({e})");
+    }
+    match topo.source {
+        CpuSource::Acpi { via_xsdt, rsdp } => println!(
+            "CPUs from ACPI MADT (RSDP {:#x}, via {})",
+            rsdp,
+            if via_xsdt { "XSDT" } else { "RSDT" }
+        ),
+        CpuSource::MpTable => println!("CPUs from MP tables (no usable ACPI)"),
+        CpuSource::BspOnly => {
+            println!("warning: no ACPI MADT and no MP tables: running on the BSP alone")
+        }
+    }
+    println!("Found {} CPUs", topo.enabled);
+    if topo.online_capable > 0 {
+        println!(
+            "{} more CPU slots are online-capable (hot-plug): not started",
+            topo.online_capable
+        );
+    }
+    if topo.disabled > 0 {
+        println!("{} disabled CPU entries ignored", topo.disabled);
+    }
+    if !topo.bsp_listed && topo.source != CpuSource::BspOnly {
+        println!("warning: the BSP's APIC ID is not in the CPU table");
+    }
+    if topo.truncated() {
+        println!(
+            "note: {} CPUs found, starting {} (maxcpus={}, at most {})",
+            topo.enabled,
+            topo.apic_ids.len(),
+            max_cpus,
+            MAX_SUPPORTED_CPUS
+        );
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("PANIC: {info}");
+    exit(ExitCode::Failure)
+}

@@ -1,0 +1,83 @@
+//! The control-register state an AP must share with the BSP, and the BSP's FPU/SSE/AVX setup.
+
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::registers::xcontrol::{XCr0, XCr0Flags};
+
+/// Turns on x87, SSE and (where offered) XSAVE with AVX on this CPU, and returns XCR0.
+///
+/// The kernel itself is soft-float (x86_64-unknown-none); this is for the application code
+/// that runs on the CPUs and so that APs can copy one consistent state (SDM Vol. 3A §13.1).
+pub fn enable_fpu_sse_avx() -> Option<XCr0Flags> {
+    let features = raw_cpuid::CpuId::new().get_feature_info();
+    let (xsave, avx) = features.map_or((false, false), |f| (f.has_xsave(), f.has_avx()));
+    // SAFETY: clearing EM and setting MP/NE selects native x87 error reporting with FWAIT
+    // honouring TS; setting OSFXSR/OSXMMEXCPT declares that the OS saves SSE state with
+    // FXSAVE and handles #XM. Neither changes memory or paging.
+    unsafe {
+        Cr0::update(|f| {
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
+        core::arch::asm!("fninit", options(nomem, nostack));
+    }
+    if !xsave {
+        return None;
+    }
+    let mut xcr0 = XCr0Flags::X87 | XCr0Flags::SSE;
+    if avx {
+        xcr0 |= XCr0Flags::AVX;
+    }
+    // SAFETY: CPUID reports XSAVE, so CR4.OSXSAVE may be set; XCR0 gets only components CPUID
+    // reports (x87 and SSE always with XSAVE, AVX when CPUID.01H:ECX.AVX).
+    unsafe {
+        Cr4::update(|f| f.insert(Cr4Flags::OSXSAVE));
+        XCr0::write(xcr0);
+    }
+    Some(xcr0)
+}
+
+/// Control-register values an AP loads in the trampoline, taken from the running BSP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApControlState {
+    /// CR3: the page-table root the AP switches to (without PCID bits).
+    pub cr3: u64,
+    /// CR0: PE, MP, ET, NE, WP, PG (caches on: CD and NW clear), written explicitly.
+    pub cr0: u64,
+    /// CR4: the BSP's (PAE and whatever it enabled: OSFXSR, OSXSAVE, ...).
+    pub cr4: u64,
+    /// EFER: LME plus the BSP's NXE and SCE.
+    pub efer: u64,
+    /// XCR0 when CR4.OSXSAVE is set, else 0.
+    pub xcr0: u64,
+}
+
+impl ApControlState {
+    /// Reads the BSP's registers. `cr3` overrides the page-table root (the BSP's by default).
+    pub fn from_bsp(cr3: Option<u64>) -> ApControlState {
+        let cr4 = Cr4::read_raw();
+        let xcr0 = if cr4 & Cr4Flags::OSXSAVE.bits() != 0 {
+            XCr0::read_raw()
+        } else {
+            0
+        };
+        let bsp_efer = Efer::read();
+        let keep = EferFlags::NO_EXECUTE_ENABLE | EferFlags::SYSTEM_CALL_EXTENSIONS;
+        let efer = EferFlags::LONG_MODE_ENABLE | (bsp_efer & keep);
+        let cr0 = Cr0Flags::PROTECTED_MODE_ENABLE
+            | Cr0Flags::MONITOR_COPROCESSOR
+            | Cr0Flags::EXTENSION_TYPE
+            | Cr0Flags::NUMERIC_ERROR
+            | Cr0Flags::WRITE_PROTECT
+            | Cr0Flags::PAGING;
+        let root = cr3.unwrap_or_else(|| Cr3::read_raw().0.start_address().as_u64());
+        ApControlState {
+            cr3: root & !0xFFF,
+            cr0: cr0.bits(),
+            cr4,
+            efer: efer.bits(),
+            xcr0,
+        }
+    }
+}

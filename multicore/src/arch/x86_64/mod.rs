@@ -1,0 +1,8 @@
+//! x86_64 hardware: local APIC, timers, FPU state and the AP trampoline.
+
+pub mod apic;
+pub mod cpu_state;
+pub mod msr;
+pub mod pit;
+pub mod trampoline;
+pub mod tsc;

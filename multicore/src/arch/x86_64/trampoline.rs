@@ -1,0 +1,225 @@
+//! The AP trampoline blob (`trampoline.S`), its parameter block and its relocation table.
+//!
+//! The blob is assembled into the library, copied at run time to a page below 1 MiB, and
+//! patched there: every absolute address in it is listed in a relocation table emitted by the
+//! assembler next to the code, so the page can be any SIPI-reachable page and the kernel (or a
+//! position-independent program) can be loaded anywhere. The parameter block's field offsets
+//! reach the assembly as `const` operands computed with `offset_of!`: there are no offsets kept
+//! in step by hand.
+
+use core::mem::{offset_of, size_of};
+
+use crate::boot::cpu_data::{CpuData, CpuState};
+
+/// What the BSP leaves in the trampoline for the APs (layout shared with `trampoline.S`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TrampolineParams {
+    /// Page-table root, loaded from 32-bit mode: must be below 4 GiB.
+    pub cr3: u64,
+    /// CR0 to load when enabling paging.
+    pub cr0: u64,
+    /// CR4 to load once in 64-bit mode.
+    pub cr4: u64,
+    /// EFER to load before paging (LME, NXE, SCE).
+    pub efer: u64,
+    /// XCR0 to load when CR4.OSXSAVE is set.
+    pub xcr0: u64,
+    /// `extern "C" fn(&'static CpuData) -> !` to call on the AP's own stack.
+    pub entry: u64,
+    /// Address of `[u32; count]`: APIC ID of each slot.
+    pub apic_ids: u64,
+    /// Address of `[*const CpuData; count]`, parallel to `apic_ids`.
+    pub cpus: u64,
+    /// Number of slots.
+    pub count: u32,
+    /// APs that found no slot for their APIC ID (incremented by them, atomically).
+    pub stray: u32,
+}
+
+core::arch::global_asm!(
+    include_str!("trampoline.S"),
+    P_CR3 = const offset_of!(TrampolineParams, cr3),
+    P_CR0 = const offset_of!(TrampolineParams, cr0),
+    P_CR4 = const offset_of!(TrampolineParams, cr4),
+    P_EFER = const offset_of!(TrampolineParams, efer),
+    P_XCR0 = const offset_of!(TrampolineParams, xcr0),
+    P_ENTRY = const offset_of!(TrampolineParams, entry),
+    P_APIC_IDS = const offset_of!(TrampolineParams, apic_ids),
+    P_CPUS = const offset_of!(TrampolineParams, cpus),
+    P_COUNT = const offset_of!(TrampolineParams, count),
+    P_STRAY = const offset_of!(TrampolineParams, stray),
+    P_SIZE = const size_of::<TrampolineParams>(),
+    C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
+    C_STATE = const CpuData::STATE_OFFSET,
+    STATE_IN_LONG_MODE = const CpuState::InLongMode as u32,
+);
+
+extern "C" {
+    static ap_trampoline_start: u8;
+    static ap_trampoline_end: u8;
+    static ap_trampoline_params: u8;
+    static ap_trampoline_relocs_start: u32;
+    static ap_trampoline_relocs_end: u32;
+}
+
+/// The largest blob that fits the one page a SIPI vector names.
+pub const PAGE_SIZE: usize = 4096;
+
+/// The assembled trampoline, as linked (not yet relocated).
+pub fn image() -> &'static [u8] {
+    // SAFETY: both symbols are labels in the same section of trampoline.S, start before end;
+    // the bytes between them are the assembled blob, immutable code/data of this image.
+    unsafe {
+        let start = &raw const ap_trampoline_start;
+        let end = &raw const ap_trampoline_end;
+        core::slice::from_raw_parts(start, end as usize - start as usize)
+    }
+}
+
+/// Offset of [`TrampolineParams`] inside the blob.
+pub fn params_offset() -> usize {
+    (&raw const ap_trampoline_params) as usize - (&raw const ap_trampoline_start) as usize
+}
+
+/// Offsets in the blob of the 32-bit fields that need the page's physical base added.
+pub fn relocations() -> &'static [u32] {
+    // SAFETY: the labels bracket the table trampoline.S emits in .rodata.ap_trampoline_relocs
+    // (4-byte aligned entries, start label before the first, end label after the last).
+    unsafe {
+        let start = &raw const ap_trampoline_relocs_start;
+        let end = &raw const ap_trampoline_relocs_end;
+        core::slice::from_raw_parts(start, (end as usize - start as usize) / 4)
+    }
+}
+
+/// A relocation that cannot be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelocError {
+    /// The field at `offset` does not lie inside the blob.
+    OutOfRange {
+        /// Offset of the field.
+        offset: u32,
+    },
+    /// Adding the base overflowed 32 bits.
+    Overflow {
+        /// Offset of the field.
+        offset: u32,
+    },
+}
+
+impl core::fmt::Display for RelocError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RelocError::OutOfRange { offset } => {
+                write!(
+                    f,
+                    "trampoline relocation at offset {offset:#x} is outside the blob"
+                )
+            }
+            RelocError::Overflow { offset } => {
+                write!(
+                    f,
+                    "trampoline relocation at offset {offset:#x} overflows 32 bits"
+                )
+            }
+        }
+    }
+}
+
+/// Adds `base` to each little-endian u32 field of `blob` listed in `relocs`.
+pub fn apply_relocations(blob: &mut [u8], relocs: &[u32], base: u32) -> Result<(), RelocError> {
+    for &offset in relocs {
+        let at = offset as usize;
+        let field = blob
+            .get_mut(at..at + 4)
+            .ok_or(RelocError::OutOfRange { offset })?;
+        let value = u32::from_le_bytes(field.try_into().expect("4-byte slice"));
+        let patched = value
+            .checked_add(base)
+            .ok_or(RelocError::Overflow { offset })?;
+        field.copy_from_slice(&patched.to_le_bytes());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_and_params_fit_one_page() {
+        let blob = image();
+        assert!(!blob.is_empty());
+        assert!(
+            blob.len() <= PAGE_SIZE,
+            "trampoline is {} bytes",
+            blob.len()
+        );
+        assert_eq!(params_offset() % 8, 0);
+        assert!(params_offset() + size_of::<TrampolineParams>() <= blob.len());
+    }
+
+    #[test]
+    fn blob_starts_with_real_mode_cli() {
+        assert_eq!(
+            image()[0],
+            0xFA,
+            "SIPI enters at offset 0: first byte must be cli"
+        );
+    }
+
+    #[test]
+    fn relocation_table_lists_the_three_absolute_fields() {
+        let relocs = relocations();
+        // The two far jumps (16->32, 32->64) and the GDT base.
+        assert_eq!(relocs.len(), 3);
+        let blob = image();
+        for &r in relocs {
+            let value = u32::from_le_bytes(blob[r as usize..r as usize + 4].try_into().unwrap());
+            assert!(
+                (value as usize) < blob.len(),
+                "unrelocated value {value:#x} at {r:#x}"
+            );
+        }
+        // First the GDT base (pointing at the null descriptor), then the far jumps, whose
+        // selectors follow their offsets: 0x08 (32-bit code), 0x18 (64-bit code).
+        let at = |r: u32| {
+            u32::from_le_bytes(blob[r as usize..r as usize + 4].try_into().unwrap()) as usize
+        };
+        assert_eq!(&blob[at(relocs[0])..at(relocs[0]) + 8], &[0u8; 8]);
+        let sel =
+            |r: u32| u16::from_le_bytes(blob[r as usize + 4..r as usize + 6].try_into().unwrap());
+        assert_eq!(sel(relocs[1]), 0x08);
+        assert_eq!(sel(relocs[2]), 0x18);
+    }
+
+    #[test]
+    fn relocating_adds_the_page_base_everywhere_listed() {
+        let mut blob = image().to_vec();
+        let before = blob.clone();
+        apply_relocations(&mut blob, relocations(), 0x8000).unwrap();
+        for &r in relocations() {
+            let r = r as usize;
+            let old = u32::from_le_bytes(before[r..r + 4].try_into().unwrap());
+            let new = u32::from_le_bytes(blob[r..r + 4].try_into().unwrap());
+            assert_eq!(new, old + 0x8000);
+        }
+        let changed = blob.iter().zip(&before).filter(|(a, b)| a != b).count();
+        assert!(changed <= relocations().len() * 4);
+    }
+
+    #[test]
+    fn bad_relocations_are_errors() {
+        let mut blob = vec![0u8; 16];
+        assert_eq!(
+            apply_relocations(&mut blob, &[14], 0x1000),
+            Err(RelocError::OutOfRange { offset: 14 })
+        );
+        blob[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            apply_relocations(&mut blob, &[0], 1),
+            Err(RelocError::Overflow { offset: 0 })
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! `CpuData`: what each started CPU owns, and its state as the BSP sees it.
+
+use core::mem::offset_of;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Signature of the function an AP runs once it is in Rust: it gets its own [`CpuData`] and
+/// never returns.
+pub type ApEntry = fn(&'static CpuData) -> !;
+
+/// Where an AP is on its way up. Stored in [`CpuData`]; the trampoline writes `InLongMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CpuState {
+    /// Not started yet (or not answering).
+    NotStarted = 0,
+    /// Ran the trampoline into 64-bit mode and found its slot; Rust not reached yet.
+    InLongMode = 1,
+    /// In Rust on its own stack with the library's GDT and its local APIC enabled.
+    Arrived = 2,
+    /// Its entry function declared it online ([`CpuData::mark_online`]).
+    Online = 3,
+}
+
+impl CpuState {
+    fn from_u32(v: u32) -> CpuState {
+        match v {
+            1 => CpuState::InLongMode,
+            2 => CpuState::Arrived,
+            3 => CpuState::Online,
+            _ => CpuState::NotStarted,
+        }
+    }
+
+    /// Short description for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CpuState::NotStarted => "no sign of life after INIT/SIPI",
+            CpuState::InLongMode => "reached 64-bit mode in the trampoline but not Rust",
+            CpuState::Arrived => "reached Rust but its entry never marked it online",
+            CpuState::Online => "online",
+        }
+    }
+}
+
+/// One CPU's data, allocated by the BSP before the CPU starts. The trampoline reads
+/// `stack_top` and writes `state` at offsets it gets from [`CpuData::STACK_TOP_OFFSET`] and
+/// [`CpuData::STATE_OFFSET`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct CpuData {
+    /// Dense CPU index: 0 for the BSP, 1..N for the APs in discovery order.
+    pub index: u32,
+    /// The CPU's local APIC ID (may be sparse, may exceed 255).
+    pub apic_id: u32,
+    state: AtomicU32,
+    _reserved: u32,
+    stack_top: u64,
+    /// Lowest address of the stack (just above its guard page).
+    pub stack_bottom: u64,
+    /// TSC when the CPU reached Rust (0 before).
+    arrived_tsc: AtomicU64,
+    /// TSC when the CPU was marked online (0 before).
+    online_tsc: AtomicU64,
+    /// What the AP runs after the library's setup.
+    pub entry: ApEntry,
+    /// A value for `entry`'s use (e.g. a pointer to host data).
+    pub arg: usize,
+}
+
+impl CpuData {
+    /// Offset of the stack top, read by the trampoline.
+    pub const STACK_TOP_OFFSET: usize = offset_of!(CpuData, stack_top);
+    /// Offset of the state word, written by the trampoline.
+    pub const STATE_OFFSET: usize = offset_of!(CpuData, state);
+
+    /// A CPU that has not started. `stack_top` must be 16-byte aligned.
+    pub fn new(index: u32, apic_id: u32, stack: (u64, u64), entry: ApEntry, arg: usize) -> Self {
+        let (stack_bottom, stack_top) = stack;
+        debug_assert_eq!(stack_top % 16, 0);
+        CpuData {
+            index,
+            apic_id,
+            state: AtomicU32::new(CpuState::NotStarted as u32),
+            _reserved: 0,
+            stack_top,
+            stack_bottom,
+            arrived_tsc: AtomicU64::new(0),
+            online_tsc: AtomicU64::new(0),
+            entry,
+            arg,
+        }
+    }
+
+    /// Where the CPU is on its way up.
+    pub fn state(&self) -> CpuState {
+        CpuState::from_u32(self.state.load(Ordering::Acquire))
+    }
+
+    /// Top of the CPU's stack.
+    pub fn stack_top(&self) -> u64 {
+        self.stack_top
+    }
+
+    /// Called by the library's AP entry once the CPU runs Rust.
+    pub(crate) fn mark_arrived(&self) {
+        self.arrived_tsc
+            .store(crate::arch::x86_64::tsc::now(), Ordering::Relaxed);
+        self.state
+            .store(CpuState::Arrived as u32, Ordering::Release);
+    }
+
+    /// Declares this CPU online: the BSP's wait for it ends. Call it from the AP's entry.
+    pub fn mark_online(&self) {
+        self.online_tsc
+            .store(crate::arch::x86_64::tsc::now(), Ordering::Relaxed);
+        self.state.store(CpuState::Online as u32, Ordering::Release);
+    }
+
+    /// TSC at which the CPU reached Rust, if it has.
+    pub fn arrived_tsc(&self) -> Option<u64> {
+        Some(self.arrived_tsc.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
+
+    /// TSC at which the CPU was marked online, if it was.
+    pub fn online_tsc(&self) -> Option<u64> {
+        Some(self.online_tsc.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
+}

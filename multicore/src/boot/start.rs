@@ -1,0 +1,424 @@
+//! Starting the APs: trampoline page, per-AP memory, and the INIT/SIPI sequence in the two
+//! strategies (one AP at a time, or all together).
+//!
+//! Policy (which CPUs, in which order, how long to wait, what to report) lives here; the
+//! mechanism (ICR values, the trampoline blob, CPU discovery) lives in `arch` and `acpi`.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::cpu_data::{ApEntry, CpuData, CpuState};
+use super::delays::Delays;
+use super::host::Host;
+use super::lowmem::{choose_trampoline_page, NoLowPage};
+use crate::arch::x86_64::apic::icr::Icr;
+use crate::arch::x86_64::apic::{ApicError, LocalApic};
+use crate::arch::x86_64::cpu_state::ApControlState;
+use crate::arch::x86_64::trampoline::{self, RelocError, TrampolineParams, PAGE_SIZE};
+use crate::arch::x86_64::tsc::{self, Tsc};
+use crate::cmdline::{DelayPolicy, Strategy};
+
+/// How to start the APs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartConfig {
+    /// One at a time, or all together.
+    pub strategy: Strategy,
+    /// Which waits to keep.
+    pub delays: DelayPolicy,
+    /// Bytes of stack per AP (a multiple of 4 KiB; a guard page is added below).
+    pub ap_stack_size: usize,
+}
+
+/// What happened.
+#[derive(Debug)]
+pub struct BringupReport {
+    /// Every CPU's data, by index (0 = BSP).
+    pub cpus: &'static [&'static CpuData],
+    /// APs that came online.
+    pub aps_online: u32,
+    /// APs that did not.
+    pub aps_failed: u32,
+    /// TSC microseconds from the first INIT to the last AP marked online.
+    pub time_us: u64,
+    /// Physical address of the page the trampoline ran from (0 when no AP was started).
+    pub trampoline_page: u64,
+    /// Whether AP stacks have guard pages.
+    pub stack_guards: bool,
+    /// APs that woke up with an APIC ID not in the table (parked in the trampoline page,
+    /// which is then kept rather than given back).
+    pub stray_aps: u32,
+}
+
+impl BringupReport {
+    /// CPUs online, the BSP included.
+    pub fn online(&self) -> u32 {
+        self.aps_online + 1
+    }
+}
+
+/// Why the bring-up could not start at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BringupError {
+    /// No page for the trampoline.
+    NoLowPage(NoLowPage),
+    /// The page-table root is above 4 GiB; the trampoline loads it from 32-bit mode.
+    PageTableAbove4GiB {
+        /// The root.
+        cr3: u64,
+    },
+    /// The host ran out of memory.
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// For which CPU index (0 when for all).
+        cpu: u32,
+        /// Bytes asked for.
+        bytes: usize,
+    },
+    /// The trampoline could not be relocated.
+    Relocation(RelocError),
+    /// An IPI could not be sent at all.
+    Apic(ApicError),
+}
+
+impl core::fmt::Display for BringupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BringupError::NoLowPage(e) => write!(f, "{e}"),
+            BringupError::PageTableAbove4GiB { cr3 } => write!(
+                f,
+                "page-table root {cr3:#x} is above 4 GiB: the trampoline loads CR3 in 32-bit mode"
+            ),
+            BringupError::OutOfMemory { what, cpu, bytes } => {
+                write!(f, "out of memory: {bytes} bytes for {what} of CPU {cpu}")
+            }
+            BringupError::Relocation(e) => write!(f, "{e}"),
+            BringupError::Apic(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn alloc<H: Host>(
+    host: &H,
+    what: &'static str,
+    cpu: u32,
+    bytes: usize,
+    align: usize,
+) -> Result<NonNull<u8>, BringupError> {
+    host.alloc_zeroed(bytes, align)
+        .ok_or(BringupError::OutOfMemory { what, cpu, bytes })
+}
+
+/// Starts the APs whose APIC IDs are `apic_ids[1..]` (`apic_ids[0]` is the BSP, this CPU),
+/// each running `entry` with `arg` once in Rust. Returns when every AP is online or has
+/// failed (each failure is printed, naming the CPU and its APIC ID); an `Err` means nothing was
+/// started.
+pub fn start_aps<H: Host>(
+    host: &H,
+    apic: &LocalApic,
+    tsc: &Tsc,
+    apic_ids: &[u32],
+    config: &StartConfig,
+    entry: ApEntry,
+    arg: usize,
+) -> Result<BringupReport, BringupError> {
+    let n = apic_ids.len();
+    let cpus = make_cpu_data(host, apic_ids, config.ap_stack_size, entry, arg)?;
+    let stack_guards = cpus
+        .iter()
+        .skip(1)
+        .all(|c| c.stack_bottom != 0 && GUARDED.load(Ordering::Relaxed) == 1);
+    if n == 1 {
+        return Ok(BringupReport {
+            cpus,
+            aps_online: 0,
+            aps_failed: 0,
+            time_us: 0,
+            trampoline_page: 0,
+            stack_guards,
+            stray_aps: 0,
+        });
+    }
+
+    // The tables the trampoline searches: APIC IDs and CpuData pointers of the APs.
+    let aps = &cpus[1..];
+    let ids_ptr = alloc(host, "the APIC ID table", 0, 4 * aps.len(), 8)?.cast::<u32>();
+    let cpus_ptr = alloc(host, "the CPU table", 0, 8 * aps.len(), 8)?.cast::<u64>();
+    for (i, cpu) in aps.iter().enumerate() {
+        // SAFETY: both tables were just allocated with room for aps.len() entries, zeroed, and
+        // are not shared yet.
+        unsafe {
+            ids_ptr.as_ptr().add(i).write(cpu.apic_id);
+            cpus_ptr
+                .as_ptr()
+                .add(i)
+                .write(*cpu as *const CpuData as u64);
+        }
+    }
+
+    let control = ApControlState::from_bsp(Some(host.page_table_root()));
+    if control.cr3 >= 1 << 32 {
+        return Err(BringupError::PageTableAbove4GiB { cr3: control.cr3 });
+    }
+    let page = choose_trampoline_page(&host.low_memory()).map_err(BringupError::NoLowPage)?;
+    let saved = alloc(host, "the saved low page", 0, PAGE_SIZE, 8)?;
+    let page_ptr = host.phys().virt(page) as *mut u8;
+    let blob = trampoline::image();
+    // SAFETY: `page` is free RAM below 1 MiB by the host's memory map and not in use
+    // (choose_trampoline_page), mapped writable through the host's physical mapping; `saved`
+    // is a fresh 4 KiB allocation. The blob fits the page (checked by a unit test and here).
+    let page_bytes = unsafe {
+        assert!(blob.len() <= PAGE_SIZE);
+        core::ptr::copy_nonoverlapping(page_ptr, saved.as_ptr(), PAGE_SIZE);
+        core::ptr::copy_nonoverlapping(blob.as_ptr(), page_ptr, blob.len());
+        core::slice::from_raw_parts_mut(page_ptr, blob.len())
+    };
+    host.print(format_args!("Boot trampoline copied to {page:#x}\n"));
+    trampoline::apply_relocations(page_bytes, trampoline::relocations(), page as u32)
+        .map_err(BringupError::Relocation)?;
+    host.print(format_args!("Relocations applied\n"));
+    let params = TrampolineParams {
+        cr3: control.cr3,
+        cr0: control.cr0,
+        cr4: control.cr4,
+        efer: control.efer,
+        xcr0: control.xcr0,
+        entry: super::ap_entry::ap_rust_entry as *const () as u64,
+        apic_ids: ids_ptr.as_ptr() as u64,
+        cpus: cpus_ptr.as_ptr() as u64,
+        count: aps.len() as u32,
+        stray: 0,
+    };
+    let params_ptr =
+        page_bytes[trampoline::params_offset()..].as_mut_ptr() as *mut TrampolineParams;
+    // SAFETY: params_offset() is 8-aligned inside the blob (unit-tested) and the blob ends with
+    // exactly one TrampolineParams; no AP runs yet, so the write races with nothing.
+    unsafe { params_ptr.write_volatile(params) };
+    host.print(format_args!("Page table set: {:#x}\n", control.cr3));
+
+    let starter = Starter {
+        host,
+        apic,
+        tsc,
+        delays: Delays::of(config.delays),
+        vector: (page >> 12) as u8,
+    };
+    let first_init = tsc::now();
+    match config.strategy {
+        Strategy::Sequential => {
+            for cpu in aps {
+                host.print(format_args!("Starting CPU {}...\n", cpu.index));
+                starter.start_group(core::slice::from_ref(cpu), true);
+                starter.wait_online(core::slice::from_ref(cpu));
+            }
+        }
+        Strategy::Parallel => {
+            host.print(format_args!("Starting {} APs in parallel\n", aps.len()));
+            starter.start_group(aps, false);
+            starter.wait_online(aps);
+        }
+    }
+    let last_online = aps
+        .iter()
+        .filter_map(|c| c.online_tsc())
+        .max()
+        .unwrap_or(first_init);
+    let aps_online = aps.iter().filter(|c| c.state() == CpuState::Online).count() as u32;
+
+    // SAFETY: the AP tables' stray counter is written by APs with `lock inc`; read it atomically
+    // through the same address.
+    let stray = unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*params_ptr).stray)) }
+        .load(Ordering::Acquire);
+    if stray == 0 {
+        // Every AP has left the page: online ones run on their own stacks with AP_GDT, failed
+        // ones were sent INIT and wait for a SIPI. Give the page back as it was.
+        // SAFETY: same page and buffer as above; nothing executes from the page any more.
+        unsafe { core::ptr::copy_nonoverlapping(saved.as_ptr(), page_ptr, PAGE_SIZE) };
+    } else {
+        host.print(format_args!(
+            "warning: {stray} CPU(s) not in the CPU table woke up and are parked in the trampoline page {page:#x}; the page is left in place\n"
+        ));
+    }
+    Ok(BringupReport {
+        cpus,
+        aps_online,
+        aps_failed: aps.len() as u32 - aps_online,
+        time_us: tsc.ticks_to_us(last_online.saturating_sub(first_init)),
+        trampoline_page: page,
+        stack_guards,
+        stray_aps: stray,
+    })
+}
+
+/// 1 once every stack got its guard page from the host, 0 otherwise (for the report).
+static GUARDED: AtomicU32 = AtomicU32::new(1);
+
+/// Allocates and fills `CpuData` for every CPU, with a guarded stack for each AP.
+fn make_cpu_data<H: Host>(
+    host: &H,
+    apic_ids: &[u32],
+    stack_size: usize,
+    entry: ApEntry,
+    arg: usize,
+) -> Result<&'static [&'static CpuData], BringupError> {
+    let n = apic_ids.len();
+    let table = alloc(host, "the CpuData table", 0, 8 * n, 8)?.cast::<&'static CpuData>();
+    for (index, &apic_id) in apic_ids.iter().enumerate() {
+        let index = index as u32;
+        let stack = if index == 0 {
+            (0, 0) // the BSP keeps the stack it runs on
+        } else {
+            let bytes = stack_size + PAGE_SIZE;
+            let base = alloc(host, "the stack", index, bytes, PAGE_SIZE)?.as_ptr() as u64;
+            if !host.guard_page(base) {
+                GUARDED.store(0, Ordering::Relaxed);
+            }
+            (base + PAGE_SIZE as u64, base + bytes as u64)
+        };
+        let data =
+            alloc(host, "CpuData", index, core::mem::size_of::<CpuData>(), 64)?.cast::<CpuData>();
+        // SAFETY: `data` is a fresh, suitably aligned allocation for one CpuData that lives as
+        // long as the CPUs (host contract), so handing out a 'static reference is sound; the
+        // table has room for n entries.
+        unsafe {
+            data.as_ptr()
+                .write(CpuData::new(index, apic_id, stack, entry, arg));
+            table.as_ptr().add(index as usize).write(&*data.as_ptr());
+        }
+        if index > 0 {
+            host.print(format_args!(
+                "Initialized CPU {index} (APIC ID {apic_id})\n"
+            ));
+        }
+    }
+    // SAFETY: all n entries were written above; the table is never written again.
+    Ok(unsafe { core::slice::from_raw_parts(table.as_ptr(), n) })
+}
+
+struct Starter<'a, H: Host> {
+    host: &'a H,
+    apic: &'a LocalApic,
+    tsc: &'a Tsc,
+    delays: Delays,
+    vector: u8,
+}
+
+impl<H: Host> Starter<'_, H> {
+    /// Sends `icr` to each CPU of `group` still in `state` (a send error fails that CPU).
+    fn send_to(&self, group: &[&'static CpuData], icr: Icr, only_if: CpuState) {
+        for cpu in group {
+            if cpu.state() == only_if && !is_failed(cpu) {
+                if let Err(e) = self.apic.send(icr, cpu.apic_id, self.tsc) {
+                    self.fail(cpu, format_args!("{e}"));
+                }
+            }
+        }
+    }
+
+    /// Polls until every CPU of `group` is at least `state` (or failed) or `us` have passed.
+    fn wait_all(&self, group: &[&'static CpuData], state: CpuState, us: u64) -> bool {
+        let deadline = self.tsc.deadline_us(us);
+        loop {
+            let done = group
+                .iter()
+                .all(|c| is_failed(c) || c.state() as u32 >= state as u32);
+            if done {
+                return true;
+            }
+            if self.tsc.passed(deadline) {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// INIT, SIPI and, for CPUs that have not checked in, a second SIPI; one retry of the whole
+    /// sequence for CPUs that show no sign of life; then failure for the rest.
+    fn start_group(&self, group: &[&'static CpuData], verbose: bool) {
+        for attempt in 0..2 {
+            self.send_to(group, Icr::init(), CpuState::NotStarted);
+            self.tsc.delay_us(self.delays.after_init_us);
+            self.send_to(group, Icr::startup(self.vector), CpuState::NotStarted);
+            if verbose {
+                for cpu in group {
+                    self.host
+                        .print(format_args!("SIPI sent to CPU {}\n", cpu.index));
+                }
+            }
+            self.tsc.delay_us(self.delays.after_sipi_us);
+            if !self.wait_all(
+                group,
+                CpuState::InLongMode,
+                self.delays.second_sipi_after_us,
+            ) {
+                self.send_to(group, Icr::startup(self.vector), CpuState::NotStarted);
+                self.tsc.delay_us(self.delays.after_sipi_us);
+            }
+            if self.wait_all(group, CpuState::Arrived, self.delays.attempt_timeout_us) {
+                return;
+            }
+            if attempt == 0 {
+                // A CPU in the trampoline is making progress and is left alone; one with no
+                // sign of life gets the whole sequence again (INIT resets it harmlessly: it
+                // has touched nothing but its own registers).
+                for cpu in group
+                    .iter()
+                    .filter(|c| c.state() == CpuState::NotStarted && !is_failed(c))
+                {
+                    self.host.print(format_args!(
+                        "warning: CPU {} (APIC ID {}) did not answer INIT/SIPI/SIPI within {} ms; retrying\n",
+                        cpu.index,
+                        cpu.apic_id,
+                        self.delays.attempt_timeout_us / 1000
+                    ));
+                }
+            }
+        }
+        for cpu in group {
+            let state = cpu.state();
+            if (state as u32) < CpuState::Arrived as u32 && !is_failed(cpu) {
+                self.fail(cpu, format_args!("{} (2 attempts)", state.describe()));
+            }
+        }
+    }
+
+    /// Waits for every started CPU of `group` to be marked online.
+    fn wait_online(&self, group: &[&'static CpuData]) {
+        if self.wait_all(group, CpuState::Online, self.delays.online_timeout_us) {
+            return;
+        }
+        for cpu in group {
+            if cpu.state() != CpuState::Online && !is_failed(cpu) {
+                self.fail(cpu, format_args!("{}", CpuState::Arrived.describe()));
+            }
+        }
+    }
+
+    /// Gives up on `cpu`: INIT puts it back into wait-for-SIPI so that it cannot run from the
+    /// trampoline page once the page is given back, then the failure is printed.
+    fn fail(&self, cpu: &'static CpuData, why: core::fmt::Arguments<'_>) {
+        if cpu.state() != CpuState::Online {
+            let _ = self.apic.send(Icr::init(), cpu.apic_id, self.tsc);
+        }
+        mark_failed(cpu);
+        self.host.print(format_args!(
+            "error: CPU {} (APIC ID {}) failed to start: {}\n",
+            cpu.index, cpu.apic_id, why
+        ));
+    }
+}
+
+/// Failure marks, kept beside CpuData so the AP-visible layout stays minimal: bit i of word
+/// i / 32 for CPU index i.
+static FAILED: [AtomicU32; crate::cmdline::MAX_SUPPORTED_CPUS as usize / 32] =
+    [const { AtomicU32::new(0) }; crate::cmdline::MAX_SUPPORTED_CPUS as usize / 32];
+
+fn mark_failed(cpu: &CpuData) {
+    let i = cpu.index as usize;
+    FAILED[i / 32].fetch_or(1 << (i % 32), Ordering::Relaxed);
+}
+
+fn is_failed(cpu: &CpuData) -> bool {
+    let i = cpu.index as usize;
+    FAILED[i / 32].load(Ordering::Relaxed) & (1 << (i % 32)) != 0
+}

@@ -1,0 +1,296 @@
+//! What the boot loader tells the kernel: command line, RSDP, memory map.
+//!
+//! The demo kernel boots through PVH or multiboot 1; both hand over a structure in physical
+//! memory. Parsing them here (through [`PhysRead`](crate::phys::PhysRead)) keeps the kernel thin
+//! and lets host tests feed byte images. The result is one [`BootInfo`] whatever the protocol.
+
+mod multiboot;
+mod pvh;
+
+pub use multiboot::parse_multiboot;
+pub use pvh::parse_pvh;
+
+use crate::phys::PhysReadError;
+
+/// Most memory-map entries kept; QEMU's maps have fewer than ten.
+pub const MAX_MEMORY_REGIONS: usize = 64;
+/// Longest command line kept, in bytes.
+pub const MAX_CMDLINE: usize = 1024;
+/// Most boot-structure ranges remembered as occupied.
+pub const MAX_OCCUPIED: usize = 8;
+
+/// How the kernel was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootProtocol {
+    /// Xen/QEMU PVH direct boot (ELF note type 18).
+    Pvh,
+    /// Multiboot 1 (header with address fields).
+    Multiboot1,
+}
+
+impl BootProtocol {
+    /// Short name for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootProtocol::Pvh => "PVH",
+            BootProtocol::Multiboot1 => "multiboot1",
+        }
+    }
+}
+
+/// Type of a memory-map entry, as in the E820 map both protocols pass on (ACPI 6.5 §15.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Free RAM (type 1).
+    Usable,
+    /// Reserved (type 2).
+    Reserved,
+    /// ACPI tables, reclaimable after reading (type 3).
+    AcpiReclaimable,
+    /// ACPI non-volatile storage (type 4).
+    AcpiNvs,
+    /// Bad memory (type 5).
+    Unusable,
+    /// Any other type number.
+    Other(u32),
+}
+
+impl MemoryKind {
+    /// Maps an E820 type number.
+    pub fn from_e820(kind: u32) -> Self {
+        match kind {
+            1 => MemoryKind::Usable,
+            2 => MemoryKind::Reserved,
+            3 => MemoryKind::AcpiReclaimable,
+            4 => MemoryKind::AcpiNvs,
+            5 => MemoryKind::Unusable,
+            other => MemoryKind::Other(other),
+        }
+    }
+}
+
+/// A range of physical memory `[base, base + len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl PhysRange {
+    /// One past the last byte (saturating).
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.len)
+    }
+
+    /// Whether the two ranges share a byte.
+    pub fn overlaps(&self, other: &PhysRange) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+}
+
+/// One memory-map entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryRegion {
+    /// Where it is.
+    pub range: PhysRange,
+    /// What it is.
+    pub kind: MemoryKind,
+}
+
+/// Everything the kernel needs from its loader, copied out of the loader's structures.
+#[derive(Clone)]
+pub struct BootInfo {
+    /// How we were booted.
+    pub protocol: BootProtocol,
+    cmdline: [u8; MAX_CMDLINE],
+    cmdline_len: usize,
+    /// Whether the command line was longer than [`MAX_CMDLINE`] and cut.
+    pub cmdline_truncated: bool,
+    /// Physical address of the ACPI RSDP when the loader gave it (PVH does; multiboot 1 not).
+    pub rsdp: Option<u64>,
+    regions: [MemoryRegion; MAX_MEMORY_REGIONS],
+    region_count: usize,
+    /// Whether the loader's map had more entries than [`MAX_MEMORY_REGIONS`].
+    pub regions_truncated: bool,
+    occupied: [PhysRange; MAX_OCCUPIED],
+    occupied_count: usize,
+}
+
+impl BootInfo {
+    fn new(protocol: BootProtocol) -> Self {
+        const EMPTY: MemoryRegion = MemoryRegion {
+            range: PhysRange { base: 0, len: 0 },
+            kind: MemoryKind::Reserved,
+        };
+        BootInfo {
+            protocol,
+            cmdline: [0; MAX_CMDLINE],
+            cmdline_len: 0,
+            cmdline_truncated: false,
+            rsdp: None,
+            regions: [EMPTY; MAX_MEMORY_REGIONS],
+            region_count: 0,
+            regions_truncated: false,
+            occupied: [PhysRange { base: 0, len: 0 }; MAX_OCCUPIED],
+            occupied_count: 0,
+        }
+    }
+
+    /// The kernel command line (for multiboot, without the image name QEMU puts first).
+    /// Bytes that are not UTF-8 end it early.
+    pub fn cmdline(&self) -> &str {
+        let bytes = &self.cmdline[..self.cmdline_len];
+        match core::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+
+    /// The memory map, in the loader's order.
+    pub fn memory_map(&self) -> &[MemoryRegion] {
+        &self.regions[..self.region_count]
+    }
+
+    /// Physical ranges holding the loader's structures (start info, memory map, command line),
+    /// which must not be handed out as free memory while they are still read.
+    pub fn occupied(&self) -> &[PhysRange] {
+        &self.occupied[..self.occupied_count]
+    }
+
+    fn push_region(&mut self, region: MemoryRegion) {
+        if self.region_count == MAX_MEMORY_REGIONS {
+            self.regions_truncated = true;
+            return;
+        }
+        self.regions[self.region_count] = region;
+        self.region_count += 1;
+    }
+
+    fn push_occupied(&mut self, range: PhysRange) {
+        if range.len == 0 || self.occupied_count == MAX_OCCUPIED {
+            return;
+        }
+        self.occupied[self.occupied_count] = range;
+        self.occupied_count += 1;
+    }
+
+    /// Copies the NUL-terminated string at `pa` (at most [`MAX_CMDLINE`] bytes are kept).
+    fn read_cmdline(
+        &mut self,
+        mem: &impl crate::phys::PhysRead,
+        pa: u64,
+    ) -> Result<(), BootInfoError> {
+        let mut len = 0;
+        let mut chunk = [0u8; 64];
+        'outer: loop {
+            // Read in small chunks: the string may end right before unreadable memory.
+            let mut got = 0;
+            for (i, byte) in chunk.iter_mut().enumerate() {
+                *byte = mem
+                    .read_array::<1>(pa + (len + i) as u64)
+                    .map_err(BootInfoError::Read)?[0];
+                got = i + 1;
+                if *byte == 0 {
+                    break;
+                }
+            }
+            for &b in &chunk[..got] {
+                if b == 0 {
+                    break 'outer;
+                }
+                if len == MAX_CMDLINE {
+                    self.cmdline_truncated = true;
+                    break 'outer;
+                }
+                self.cmdline[len] = b;
+                len += 1;
+            }
+        }
+        self.cmdline_len = len;
+        self.push_occupied(PhysRange {
+            base: pa,
+            len: len as u64 + 1,
+        });
+        Ok(())
+    }
+
+    /// Drops the first word of the command line (multiboot loaders put the image name there).
+    fn drop_first_word(&mut self) {
+        let line = &self.cmdline[..self.cmdline_len];
+        let start = line
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        let word_end = line[start..]
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .map_or(line.len(), |p| start + p);
+        let rest = line[word_end..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(line.len(), |p| word_end + p);
+        self.cmdline.copy_within(rest..self.cmdline_len, 0);
+        self.cmdline_len -= rest;
+    }
+}
+
+/// Why the boot information could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootInfoError {
+    /// The structure's magic number is wrong: not what this protocol passes.
+    BadMagic {
+        /// Which structure.
+        what: &'static str,
+        /// What was found.
+        found: u32,
+    },
+    /// A pointer in the structure led to memory that cannot be read.
+    Read(PhysReadError),
+}
+
+impl core::fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootInfoError::BadMagic { what, found } => {
+                write!(f, "{what}: bad magic {found:#x}")
+            }
+            BootInfoError::Read(e) => write!(f, "boot information: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testmem {
+    //! A fake physical memory for tests: byte images at chosen addresses.
+    use crate::phys::{PhysRead, PhysReadError};
+
+    #[derive(Default)]
+    pub struct FakeMemory {
+        pub regions: Vec<(u64, Vec<u8>)>,
+    }
+
+    impl FakeMemory {
+        pub fn put(&mut self, base: u64, bytes: &[u8]) {
+            self.regions.push((base, bytes.to_vec()));
+        }
+    }
+
+    impl PhysRead for FakeMemory {
+        fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysReadError> {
+            for (base, bytes) in &self.regions {
+                let end = base + bytes.len() as u64;
+                if pa >= *base && pa + buf.len() as u64 <= end {
+                    let off = (pa - base) as usize;
+                    buf.copy_from_slice(&bytes[off..off + buf.len()]);
+                    return Ok(());
+                }
+            }
+            Err(PhysReadError {
+                addr: pa,
+                len: buf.len(),
+            })
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `multicore`: bring up every CPU of an x86_64 KVM/QEMU machine from `no_std` Rust.
+//!
+//! The library finds the CPUs (ACPI MADT, else MP tables), starts them with INIT/SIPI through
+//! a relocatable real-mode trampoline (x2APIC or xAPIC), and calls a Rust function on each.
+//! What it needs from the kernel it runs in comes through [`boot::Host`].
+#![cfg_attr(not(test), no_std)]
+
+pub mod acpi;
+pub mod arch;
+pub mod boot;
+pub mod bootinfo;
+pub mod cmdline;
+pub mod mptable;
+pub mod phys;
+pub mod topology;
