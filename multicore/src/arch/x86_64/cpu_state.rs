@@ -1,8 +1,14 @@
 //! The control-register state an AP must share with the BSP, and the BSP's FPU/SSE/AVX setup.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::registers::xcontrol::{XCr0, XCr0Flags};
+
+/// XCR0 as [`enable_fpu_sse_avx`] set it (0: not set by us). Remembered rather than read back
+/// with XGETBV: some nested KVM setups (this project's build machine among them) cannot emulate
+/// XGETBV in ring 0 and stop the guest with an emulation failure, while XSETBV works.
+static XCR0_SET: AtomicU64 = AtomicU64::new(0);
 
 /// Turns on x87, SSE and (where offered) XSAVE with AVX on this CPU, and returns XCR0.
 ///
@@ -30,11 +36,20 @@ pub fn enable_fpu_sse_avx() -> Option<XCr0Flags> {
         xcr0 |= XCr0Flags::AVX;
     }
     // SAFETY: CPUID reports XSAVE, so CR4.OSXSAVE may be set; XCR0 gets only components CPUID
-    // reports (x87 and SSE always with XSAVE, AVX when CPUID.01H:ECX.AVX).
+    // reports (x87 and SSE always with XSAVE, AVX when CPUID.01H:ECX.AVX). XSETBV is issued
+    // directly: XCr0::write would read XCR0 first with XGETBV (see XCR0_SET).
     unsafe {
         Cr4::update(|f| f.insert(Cr4Flags::OSXSAVE));
-        XCr0::write(xcr0);
+        let value = xcr0.bits();
+        core::arch::asm!(
+            "xsetbv",
+            in("ecx") 0,
+            in("eax") value as u32,
+            in("edx") (value >> 32) as u32,
+            options(nomem, nostack)
+        );
     }
+    XCR0_SET.store(xcr0.bits(), Ordering::Relaxed);
     Some(xcr0)
 }
 
@@ -57,10 +72,10 @@ impl ApControlState {
     /// Reads the BSP's registers. `cr3` overrides the page-table root (the BSP's by default).
     pub fn from_bsp(cr3: Option<u64>) -> ApControlState {
         let cr4 = Cr4::read_raw();
-        let xcr0 = if cr4 & Cr4Flags::OSXSAVE.bits() != 0 {
-            XCr0::read_raw()
-        } else {
-            0
+        let xcr0 = match XCR0_SET.load(Ordering::Relaxed) {
+            _ if cr4 & Cr4Flags::OSXSAVE.bits() == 0 => 0,
+            0 => XCr0::read_raw(), // set by the host, not by us: ask the CPU
+            ours => ours,
         };
         let bsp_efer = Efer::read();
         let keep = EferFlags::NO_EXECUTE_ENABLE | EferFlags::SYSTEM_CALL_EXTENSIONS;
