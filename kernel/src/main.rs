@@ -19,7 +19,7 @@ use multicore::arch::x86_64::apic::{ApicMode, LocalApic};
 use multicore::arch::x86_64::{cpu_state, tsc};
 use multicore::boot::{park_this_cpu, start_aps, CpuData, StartConfig};
 use multicore::bootinfo::{self, BootInfo};
-use multicore::cmdline::{self, MAX_SUPPORTED_CPUS};
+use multicore::cmdline::{self, TestCase, MAX_SUPPORTED_CPUS};
 use multicore::topology::{self, CpuSource};
 
 /// Prints the reason and takes the failure exit.
@@ -78,13 +78,17 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     };
     let topo = topology::discover(&host::identity(), boot.rsdp, apic.id(), storage);
     report_topology(&topo, options.max_cpus);
+    let apic_ids = match options.test {
+        Some(TestCase::AbsentAp) => with_absent_ap(topo.apic_ids),
+        None => topo.apic_ids,
+    };
 
     let config = StartConfig {
         strategy: options.strategy,
         delays: options.delays,
         ap_stack_size: options.ap_stack_size,
     };
-    let report = match start_aps(&host, &apic, &tsc, topo.apic_ids, &config, ap_main, 0) {
+    let report = match start_aps(&host, &apic, &tsc, apic_ids, &config, ap_main, 0) {
         Ok(report) => report,
         Err(e) => fail!("cannot start the APs: {e}"),
     };
@@ -117,6 +121,24 @@ fn ap_main(cpu: &'static CpuData) -> ! {
     park_this_cpu()
 }
 
+/// `test=absent-ap`: the CPU list plus one APIC ID that no CPU has (one above the highest),
+/// so that the start path meets an AP that never answers.
+fn with_absent_ap(ids: &[u32]) -> &'static [u32] {
+    let absent = ids.iter().max().map_or(1, |m| m + 1);
+    let Some(p) = memory::alloc_zeroed(4 * (ids.len() + 1), 4) else {
+        fail!("out of memory for the CPU list");
+    };
+    // SAFETY: a fresh zeroed allocation of len + 1 u32s, never freed or shared.
+    let list = unsafe { core::slice::from_raw_parts_mut(p.as_ptr() as *mut u32, ids.len() + 1) };
+    list[..ids.len()].copy_from_slice(ids);
+    list[ids.len()] = absent;
+    println!(
+        "test: adding CPU {} with APIC ID {absent}, which no CPU has",
+        ids.len()
+    );
+    list
+}
+
 fn read_boot_info(protocol: u32, info: u32) -> BootInfo {
     let mem = host::identity();
     let parsed = match protocol {
@@ -146,9 +168,18 @@ fn report_topology(topo: &topology::Topology<'_>, max_cpus: u32) {
         println!("warning: MP tables unusable ({e})");
     }
     match topo.source {
-        CpuSource::Acpi { via_xsdt, rsdp } => println!(
-            "CPUs from ACPI MADT (RSDP {:#x}, via {})",
+        CpuSource::Acpi {
+            via_xsdt,
             rsdp,
+            rsdp_from_boot,
+        } => println!(
+            "CPUs from ACPI MADT (RSDP {:#x} from {}, via {})",
+            rsdp,
+            if rsdp_from_boot {
+                "the boot loader"
+            } else {
+                "the BIOS area scan"
+            },
             if via_xsdt { "XSDT" } else { "RSDT" }
         ),
         CpuSource::MpTable => println!("CPUs from MP tables (no usable ACPI)"),

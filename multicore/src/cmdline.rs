@@ -8,7 +8,10 @@
 //!   ones suited to a VM (default `fast`);
 //! - `maxcpus=N`: bring up at most N CPUs, the BSP included, 1..=4096 (default 1024);
 //! - `apstack=SIZE`: stack size of each AP in bytes, optionally suffixed `K`/`KiB` or
-//!   `M`/`MiB` (any case), a multiple of 4 KiB from 8 KiB to 1 MiB (default `16K`).
+//!   `M`/`MiB` (any case), a multiple of 4 KiB from 8 KiB to 1 MiB (default `16K`);
+//! - `test=absent-ap`: a fault injected for the integration tests: one more AP, with an APIC
+//!   ID no CPU has, is added to the CPU list, so the start path's timeout, retry and error
+//!   are exercised on a real machine (none by default).
 //!
 //! Parsing is strict, because a typo silently falling back to a default would make a test run
 //! measure something other than intended: unknown keys, malformed or out-of-range values and
@@ -72,6 +75,22 @@ impl DelayPolicy {
     }
 }
 
+/// A fault the integration tests ask the kernel to inject (`test=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestCase {
+    /// Add an AP whose APIC ID no CPU has: it never answers INIT/SIPI.
+    AbsentAp,
+}
+
+impl TestCase {
+    /// The command line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AbsentAp => "absent-ap",
+        }
+    }
+}
+
 /// The parsed command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -83,6 +102,8 @@ pub struct Options {
     pub max_cpus: u32,
     /// `apstack=`: stack size of each AP in bytes.
     pub ap_stack_size: usize,
+    /// `test=`: a fault to inject, for the integration tests.
+    pub test: Option<TestCase>,
 }
 
 impl Default for Options {
@@ -92,6 +113,7 @@ impl Default for Options {
             delays: DelayPolicy::default(),
             max_cpus: DEFAULT_MAX_CPUS,
             ap_stack_size: DEFAULT_AP_STACK_SIZE,
+            test: None,
         }
     }
 }
@@ -113,6 +135,10 @@ impl fmt::Display for Options {
             write!(f, "{}K", size / KIB)
         } else {
             write!(f, "{size}")
+        }?;
+        match self.test {
+            Some(test) => write!(f, " test={}", test.as_str()),
+            None => Ok(()),
         }
     }
 }
@@ -195,7 +221,7 @@ impl fmt::Display for CmdlineError<'_> {
         write!(
             f,
             "; valid options: bringup=sequential|parallel, delays=spec|fast, maxcpus=1..{}, \
-             apstack={}K..{}M (multiple of {}K)",
+             apstack={}K..{}M (multiple of {}K), test=absent-ap",
             MAX_SUPPORTED_CPUS,
             MIN_AP_STACK_SIZE / KIB,
             MAX_AP_STACK_SIZE / MIB,
@@ -213,9 +239,10 @@ enum Key {
     Delays,
     MaxCpus,
     ApStack,
+    Test,
 }
 
-const KEY_COUNT: usize = 4;
+const KEY_COUNT: usize = 5;
 
 /// Parses a command line. An empty (or all-whitespace) line gives [`Options::default`].
 pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
@@ -230,6 +257,7 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
             "delays" => Key::Delays,
             "maxcpus" => Key::MaxCpus,
             "apstack" => Key::ApStack,
+            "test" => Key::Test,
             _ => return Err(CmdlineError::UnknownOption { token }),
         };
         if core::mem::replace(&mut seen[key as usize], true) {
@@ -262,6 +290,12 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
                     .ok_or(CmdlineError::OutOfRange { token })?;
             }
             Key::ApStack => options.ap_stack_size = parse_stack_size(token, value)?,
+            Key::Test => {
+                options.test = match value {
+                    "absent-ap" => Some(TestCase::AbsentAp),
+                    _ => return Err(invalid),
+                }
+            }
         }
     }
     Ok(options)
@@ -311,7 +345,7 @@ mod tests {
     use super::*;
 
     const VALID: &str = "valid options: bringup=sequential|parallel, delays=spec|fast, \
-                         maxcpus=1..4096, apstack=8K..1M (multiple of 4K)";
+                         maxcpus=1..4096, apstack=8K..1M (multiple of 4K), test=absent-ap";
 
     #[test]
     fn defaults() {
@@ -320,6 +354,7 @@ mod tests {
             delays: DelayPolicy::Fast,
             max_cpus: 1024,
             ap_stack_size: 16 * 1024,
+            test: None,
         };
         assert_eq!(Options::default(), expected);
         assert_eq!(parse(""), Ok(expected));
@@ -352,8 +387,25 @@ mod tests {
                 delays: DelayPolicy::Spec,
                 max_cpus: 6,
                 ap_stack_size: 32 * 1024,
+                test: None,
             }
         );
+    }
+
+    #[test]
+    fn test_option() {
+        assert_eq!(
+            parse("test=absent-ap").unwrap().test,
+            Some(TestCase::AbsentAp)
+        );
+        assert_eq!(
+            parse("test=absent-ap").unwrap().to_string(),
+            "bringup=parallel delays=fast maxcpus=1024 apstack=16K test=absent-ap"
+        );
+        assert!(matches!(
+            parse("test=panic"),
+            Err(CmdlineError::InvalidValue { .. })
+        ));
     }
 
     #[test]
@@ -416,8 +468,8 @@ mod tests {
         let err = parse("foo=1").unwrap_err();
         assert_eq!(err, CmdlineError::UnknownOption { token: "foo=1" });
         assert_eq!(err.to_string(), format!("unknown option `foo=1`; {VALID}"));
-        // Keys are case-sensitive; `test=` is reserved but not accepted yet.
-        for line in ["MAXCPUS=2", "=2", "test=smoke", "maxcpu=2"] {
+        // Keys are case-sensitive.
+        for line in ["MAXCPUS=2", "=2", "Test=absent-ap", "maxcpu=2"] {
             assert!(
                 matches!(parse(line), Err(CmdlineError::UnknownOption { .. })),
                 "{line}"

@@ -16,6 +16,8 @@ pub enum CpuSource {
         via_xsdt: bool,
         /// Physical address of the RSDP used.
         rsdp: u64,
+        /// Whether the boot protocol gave the RSDP (else the BIOS area was scanned).
+        rsdp_from_boot: bool,
     },
     /// The MP specification tables.
     MpTable,
@@ -140,9 +142,8 @@ pub fn discover<'a>(
     storage: &'a mut [u32],
 ) -> Topology<'a> {
     assert!(!storage.is_empty(), "discover needs room for the BSP");
-    let rsdp = rsdp_hint
-        .filter(|&pa| acpi::parse_rsdp(mem, pa).is_ok())
-        .or_else(|| acpi::find_rsdp_in_bios_area(mem));
+    let hint = rsdp_hint.filter(|&pa| acpi::parse_rsdp(mem, pa).is_ok());
+    let rsdp = hint.or_else(|| acpi::find_rsdp_in_bios_area(mem));
     let mut acpi_error = None;
     if let Some(rsdp_pa) = rsdp {
         // parse_madt validates the whole table before reporting any CPU, so a failure leaves
@@ -159,6 +160,7 @@ pub fn discover<'a>(
                 let source = CpuSource::Acpi {
                     via_xsdt: loc.via_xsdt,
                     rsdp: rsdp_pa,
+                    rsdp_from_boot: hint.is_some(),
                 };
                 return collector.finish(source, Some(info.local_apic_address));
             }
