@@ -457,12 +457,12 @@ fn walk(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::acpi::test_mem::{low_memory, FakeMem};
 
     /// A base configuration table entry for the image builder.
-    enum Entry {
+    pub(crate) enum Entry {
         Cpu {
             apic_id: u8,
             flags: u8,
@@ -473,7 +473,7 @@ mod tests {
         Raw(Vec<u8>),
     }
 
-    fn floating_pointer(config_table: u32, feature1: u8) -> Vec<u8> {
+    pub(crate) fn floating_pointer(config_table: u32, feature1: u8) -> Vec<u8> {
         let mut b = vec![0u8; 16];
         b[..4].copy_from_slice(b"_MP_");
         b[FP_OFF_CONFIG_TABLE..FP_OFF_CONFIG_TABLE + 4]
@@ -486,7 +486,7 @@ mod tests {
         b
     }
 
-    fn config_table(entries: &[Entry]) -> Vec<u8> {
+    pub(crate) fn config_table(entries: &[Entry]) -> Vec<u8> {
         let mut b = vec![0u8; CONFIG_HEADER_LEN];
         b[..4].copy_from_slice(b"PCMP");
         b[6] = 4;
@@ -527,7 +527,7 @@ mod tests {
         b[7] = 0u8.wrapping_sub(slice_sum(&b[..length as usize]));
     }
 
-    fn cpu(apic_id: u8, flags: u8) -> Entry {
+    pub(crate) fn cpu(apic_id: u8, flags: u8) -> Entry {
         Entry::Cpu { apic_id, flags }
     }
 

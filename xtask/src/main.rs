@@ -1,1 +1,106 @@
-fn main() {}
+//! Host-side runner for rust_multicore: builds the kernel image and boots it in QEMU.
+//!
+//! ```text
+//! cargo xtask build                 build the image (and its PVH-only twin)
+//! cargo xtask run [options]         boot the demo in QEMU, serial on the terminal
+//! cargo xtask qemu-test [filter]    the QEMU integration tests (each run has a timeout)
+//! ```
+//! The environment variable `QEMU` names the qemu-system-x86_64 binary (default: from PATH).
+
+mod build;
+mod cases;
+mod check;
+mod qemu;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build::kernel().map(|images| {
+            println!("built {}", images.multiboot.display());
+            println!("built {} (PVH-only twin)", images.pvh.display());
+        }),
+        Some("run") => run(&args[1..]),
+        Some("qemu-test") => cases::run_all(args.get(1).map(String::as_str)),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage:
+  cargo xtask build
+  cargo xtask run [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--pvh]
+                  [--append 'key=value ...'] [--gdb] [-- extra qemu args]
+  cargo xtask qemu-test [name-filter]";
+
+/// `cargo xtask run`: the demo on the terminal. Exits 0 when the kernel reports success.
+fn run(args: &[String]) -> Result<(), String> {
+    let mut smp = "4".to_string();
+    let mut machine = "pc".to_string();
+    let mut accel = "auto".to_string();
+    let mut append = String::new();
+    let mut pvh = false;
+    let mut gdb = false;
+    let mut extra = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--smp" => smp = value("--smp")?,
+            "--machine" => machine = value("--machine")?,
+            "--accel" => accel = value("--accel")?,
+            "--append" => append = value("--append")?,
+            "--pvh" => pvh = true,
+            "--gdb" => gdb = true,
+            "--" => {
+                extra.extend(it.by_ref().cloned());
+            }
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        }
+    }
+    let images = build::kernel()?;
+    let qemu = qemu::Qemu::detect()?;
+    let accel = match accel.as_str() {
+        "auto" => qemu.default_accel(),
+        "kvm" => qemu::Accel::Kvm,
+        "tcg" => qemu::Accel::Tcg,
+        other => return Err(format!("--accel must be auto, kvm or tcg, not `{other}`")),
+    };
+    let image = if pvh { &images.pvh } else { &images.multiboot };
+    let mut cmd = qemu.base_command(accel, &machine, image);
+    cmd.args(["-smp", &smp]);
+    if !append.is_empty() {
+        cmd.args(["-append", &append]);
+    }
+    if gdb {
+        cmd.args(["-s", "-S"]);
+        eprintln!("QEMU waits for gdb on localhost:1234. In another terminal:");
+        eprintln!(
+            "  gdb {} -ex 'target remote :1234' -ex 'hbreak kmain' -ex c",
+            images.multiboot.display()
+        );
+    }
+    cmd.args(&extra);
+    eprintln!(
+        "booting {} on QEMU {} ({}, -M {machine}, -smp {smp})",
+        image.display(),
+        qemu.version_string(),
+        accel.name()
+    );
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", qemu.binary))?;
+    match status.code() {
+        Some(33) => Ok(()),
+        Some(35) => Err("the kernel reported a failure (isa-debug-exit 0x11)".into()),
+        Some(code) => Err(format!("QEMU exited with status {code}")),
+        None => Err("QEMU was killed by a signal".into()),
+    }
+}

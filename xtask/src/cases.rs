@@ -1,0 +1,564 @@
+//! The QEMU integration tests: one real boot per case, each with a hard timeout, judged by the
+//! serial output and QEMU's exit status (isa-debug-exit: 33 success, 35 failure).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::build;
+use crate::check::{self, ApicMode, BootExpect};
+use crate::qemu::{self, Accel, Qemu};
+
+/// Which image a case boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Image {
+    /// The release image: QEMU boots it through multiboot 1.
+    Multiboot,
+    /// The PVH-only twin: QEMU boots it through the PVH ELF note.
+    Pvh,
+}
+
+/// What a case must end with.
+enum Expect {
+    /// A full bring-up, exit 33.
+    Boot(BootExpect),
+    /// Exit 35 with these substrings printed.
+    Failure(Vec<String>),
+    /// The seed's own command: no exit device, so QEMU is stopped after the bringup line;
+    /// these lines must have been printed.
+    SeedLines(Vec<String>),
+}
+
+struct Case {
+    name: String,
+    accel: Accel,
+    machine: &'static str,
+    image: Image,
+    /// Arguments after the shared ones (-smp, -cpu, -device ...).
+    args: Vec<String>,
+    append: Option<&'static str>,
+    expect: Expect,
+    /// Extra substrings that must be printed.
+    also: Vec<String>,
+    timeout: Duration,
+    /// Why the case cannot run on this machine.
+    skip: Option<String>,
+    /// Replaces the whole command line (the seed's command).
+    raw_command: bool,
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn ids(n: u32) -> Vec<u32> {
+    (0..n).collect()
+}
+
+struct Matrix<'a> {
+    qemu: &'a Qemu,
+    cases: Vec<Case>,
+}
+
+impl Matrix<'_> {
+    fn mode(&self, accel: Accel) -> ApicMode {
+        // Default CPU models: KVM's host CPU offers x2APIC here; QEMU's TCG default (qemu64)
+        // does not.
+        match accel {
+            Accel::Kvm => ApicMode::X2Apic,
+            Accel::Tcg => ApicMode::XApic,
+        }
+    }
+
+    fn skip_for(&self, accel: Accel) -> Option<String> {
+        match accel {
+            Accel::Kvm => self
+                .qemu
+                .kvm_unusable
+                .as_ref()
+                .map(|why| format!("KVM not usable ({why})")),
+            Accel::Tcg => None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn boot(
+        &mut self,
+        name: &str,
+        accel: Accel,
+        machine: &'static str,
+        image: Image,
+        args: &str,
+        append: Option<&'static str>,
+        expect: BootExpect,
+    ) -> &mut Case {
+        let timeout = Duration::from_secs(if expect.apic_ids.len() > 16 { 120 } else { 60 });
+        self.cases.push(Case {
+            name: format!("{name} [{}]", accel.name()),
+            accel,
+            machine,
+            image,
+            args: words(args),
+            append,
+            expect: Expect::Boot(expect),
+            also: Vec::new(),
+            timeout,
+            skip: self.skip_for(accel),
+            raw_command: false,
+        });
+        self.cases.last_mut().expect("just pushed")
+    }
+
+    fn simple(
+        &mut self,
+        name: &str,
+        accel: Accel,
+        machine: &'static str,
+        image: Image,
+        smp: u32,
+    ) -> &mut Case {
+        let expect = BootExpect {
+            found: smp,
+            apic_ids: ids(smp),
+            apic_mode: self.mode(accel),
+            strategy: "parallel",
+            delays: "fast",
+        };
+        self.boot(
+            name,
+            accel,
+            machine,
+            image,
+            &format!("-smp {smp}"),
+            None,
+            expect,
+        )
+    }
+
+    fn failure(
+        &mut self,
+        name: &str,
+        accel: Accel,
+        args: &str,
+        append: Option<&'static str>,
+        needles: &[&str],
+    ) {
+        self.cases.push(Case {
+            name: format!("{name} [{}]", accel.name()),
+            accel,
+            machine: "pc",
+            image: Image::Multiboot,
+            args: words(args),
+            append,
+            expect: Expect::Failure(needles.iter().map(|s| s.to_string()).collect()),
+            also: Vec::new(),
+            timeout: Duration::from_secs(60),
+            skip: self.skip_for(accel),
+            raw_command: false,
+        });
+    }
+}
+
+/// Every case, in the order they run.
+fn matrix(qemu: &Qemu) -> Vec<Case> {
+    use Accel::{Kvm, Tcg};
+    use Image::{Multiboot, Pvh};
+    let mut m = Matrix {
+        qemu,
+        cases: Vec::new(),
+    };
+
+    // -smp 1, 2, 4, 8 on the seed's machine (pc), under both accelerators.
+    for accel in [Kvm, Tcg] {
+        for smp in [1, 2, 4, 8] {
+            m.simple(&format!("pc -smp {smp}"), accel, "pc", Multiboot, smp);
+        }
+    }
+    // Machine types × boot protocols.
+    let auto = qemu.default_accel();
+    for (machine, image, label) in [
+        ("q35", Multiboot, "q35 multiboot"),
+        ("microvm", Multiboot, "microvm multiboot"),
+        ("pc", Pvh, "pc PVH"),
+        ("q35", Pvh, "q35 PVH"),
+        ("microvm", Pvh, "microvm PVH"),
+    ] {
+        let case = m.simple(&format!("{label} -smp 4"), auto, machine, image, 4);
+        case.also.push(format!(
+            "Booted by {}",
+            if image == Pvh { "PVH" } else { "multiboot1" }
+        ));
+        if image == Pvh {
+            case.also.push("from the boot loader".into());
+        }
+    }
+    let tcg = Tcg;
+    m.simple("microvm PVH -smp 4", tcg, "microvm", Pvh, 4)
+        .also
+        .push("via XSDT".into());
+
+    // APIC modes.
+    let xapic = BootExpect {
+        found: 4,
+        apic_ids: ids(4),
+        apic_mode: ApicMode::XApic,
+        strategy: "parallel",
+        delays: "fast",
+    };
+    m.boot(
+        "xAPIC (-cpu qemu64)",
+        Tcg,
+        "pc",
+        Multiboot,
+        "-smp 4 -cpu qemu64",
+        None,
+        xapic.clone(),
+    );
+    let x2apic = BootExpect {
+        apic_mode: ApicMode::X2Apic,
+        ..xapic.clone()
+    };
+    m.boot(
+        "x2APIC (-cpu host)",
+        Kvm,
+        "pc",
+        Multiboot,
+        "-smp 4",
+        None,
+        x2apic.clone(),
+    );
+    if qemu.tcg_has_x2apic() {
+        m.boot(
+            "x2APIC (-cpu qemu64,+x2apic)",
+            Tcg,
+            "pc",
+            Multiboot,
+            "-smp 4 -cpu qemu64,+x2apic",
+            None,
+            x2apic,
+        );
+    } else {
+        let note = format!(
+            "x2APIC under TCG needs QEMU >= 8.0 (this is {}): checks the xAPIC fallback for -cpu qemu64,+x2apic",
+            qemu.version_string()
+        );
+        m.boot(
+            "x2APIC (-cpu qemu64,+x2apic)",
+            Tcg,
+            "pc",
+            Multiboot,
+            "-smp 4 -cpu qemu64,+x2apic",
+            None,
+            xapic,
+        )
+        .name += &format!(" — {note}");
+    }
+
+    // Topologies.
+    for accel in [auto, Tcg] {
+        let sparse = BootExpect {
+            found: 6,
+            apic_ids: vec![0, 1, 2, 4, 5, 6],
+            apic_mode: m.mode(accel),
+            strategy: "parallel",
+            delays: "fast",
+        };
+        m.boot(
+            "sparse -smp 6,sockets=2,cores=3",
+            accel,
+            "pc",
+            Multiboot,
+            "-smp 6,sockets=2,cores=3",
+            None,
+            sparse,
+        );
+    }
+    let hotplug = BootExpect {
+        found: 2,
+        apic_ids: ids(2),
+        apic_mode: m.mode(auto),
+        strategy: "parallel",
+        delays: "fast",
+    };
+    m.boot(
+        "-smp 2,maxcpus=8",
+        auto,
+        "pc",
+        Multiboot,
+        "-smp 2,maxcpus=8",
+        None,
+        hotplug,
+    )
+    .also
+    .push("6 ".into());
+    let big_ids = BootExpect {
+        found: 3,
+        apic_ids: vec![0, 1, 256],
+        apic_mode: ApicMode::X2Apic,
+        strategy: "parallel",
+        delays: "fast",
+    };
+    m.boot(
+        "APIC ID 256 (-device ...,socket-id=2)",
+        Kvm,
+        "q35",
+        Multiboot,
+        "-smp 2,sockets=3,cores=96,maxcpus=288 -device host-x86_64-cpu,socket-id=2,core-id=0,thread-id=0,arch-capabilities=off",
+        None,
+        big_ids,
+    );
+
+    // Strategies × delay policies.
+    for accel in [auto, Tcg] {
+        for (strategy, delays, append) in [
+            ("sequential", "spec", "bringup=sequential delays=spec"),
+            ("sequential", "fast", "bringup=sequential delays=fast"),
+            ("parallel", "spec", "bringup=parallel delays=spec"),
+            ("parallel", "fast", "bringup=parallel delays=fast"),
+        ] {
+            let e = BootExpect {
+                found: 4,
+                apic_ids: ids(4),
+                apic_mode: m.mode(accel),
+                strategy,
+                delays,
+            };
+            let case = m.boot(
+                &format!("microvm -smp 4 {append}"),
+                accel,
+                "microvm",
+                Multiboot,
+                "-smp 4",
+                Some(append),
+                e,
+            );
+            if strategy == "sequential" {
+                case.also
+                    .extend(["Starting CPU 3...".into(), "SIPI sent to CPU 3".into()]);
+            }
+        }
+    }
+
+    // 64 CPUs.
+    for accel in [Kvm, Tcg] {
+        m.simple("microvm -smp 64", accel, "microvm", Multiboot, 64);
+    }
+
+    // Limits and bad input.
+    let capped = BootExpect {
+        found: 4,
+        apic_ids: ids(2),
+        apic_mode: m.mode(auto),
+        strategy: "parallel",
+        delays: "fast",
+    };
+    m.boot(
+        "maxcpus=2 on -smp 4",
+        auto,
+        "pc",
+        Multiboot,
+        "-smp 4",
+        Some("maxcpus=2"),
+        capped,
+    )
+    .also
+    .push("note: 4 CPUs found, starting 2 (maxcpus=2".into());
+    let mp = BootExpect {
+        found: 1,
+        apic_ids: ids(1),
+        apic_mode: m.mode(Tcg),
+        strategy: "parallel",
+        delays: "fast",
+    };
+    m.boot(
+        "no ACPI (-M pc,acpi=off): MP tables",
+        Tcg,
+        "pc,acpi=off",
+        Multiboot,
+        "-smp 4",
+        None,
+        mp,
+    )
+    .also
+    .push("CPUs from MP tables".into());
+    m.failure(
+        "bad option",
+        auto,
+        "-smp 2",
+        Some("bringup=fastest"),
+        &[
+            "invalid value in option `bringup=fastest`",
+            "valid options: bringup=sequential|parallel",
+        ],
+    );
+    m.failure(
+        "unknown option",
+        auto,
+        "-smp 2",
+        Some("cpus=4"),
+        &["unknown option `cpus=4`", "valid options:"],
+    );
+    m.failure(
+        "no local APIC (-cpu qemu64,-apic)",
+        Tcg,
+        "-smp 2 -cpu qemu64,-apic",
+        None,
+        &["error: this CPU has no local APIC"],
+    );
+    m.failure(
+        "AP that never answers (test=absent-ap)",
+        auto,
+        "-smp 2",
+        Some("test=absent-ap"),
+        &[
+            "CPU 1 online! APIC ID: 1",
+            "retrying",
+            "error: CPU 2 (APIC ID 2) failed to start: no sign of life",
+            "bringup: cpus=3 online=2",
+        ],
+    );
+
+    // The seed's own command line (with -cpu host,-arch-capabilities for this machine's KVM).
+    m.cases.push(Case {
+        name: "the seed's QEMU command [KVM]".into(),
+        accel: Kvm,
+        machine: "pc",
+        image: Image::Multiboot,
+        args: words(
+            "-cpu host,-arch-capabilities -enable-kvm -smp 4 -m 128M -serial stdio -display none",
+        ),
+        append: None,
+        expect: Expect::SeedLines(
+            [
+                "Rust Multicore Boot Starting...",
+                "x2APIC enabled on BSP",
+                "Found 4 CPUs",
+                "Boot trampoline copied to 0x8000",
+                "Relocations applied",
+                "Page table set: 0x",
+                "Initialized CPU 1 (APIC ID 1)",
+                "CPU 1 online! APIC ID: 1",
+                "CPU 3 online! APIC ID: 3",
+                "All CPUs started!",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ),
+        also: Vec::new(),
+        timeout: Duration::from_secs(60),
+        skip: m.skip_for(Kvm),
+        raw_command: true,
+    });
+    m.cases
+}
+
+/// Runs every case whose name contains `filter`; prints one line per case and a summary.
+pub fn run_all(filter: Option<&str>) -> Result<(), String> {
+    let images = build::kernel()?;
+    let qemu = Qemu::detect()?;
+    println!(
+        "QEMU {} ({}); KVM: {}",
+        qemu.version_string(),
+        qemu.binary,
+        qemu.kvm_unusable
+            .as_deref()
+            .map_or("usable".to_string(), |why| format!(
+                "not usable: {why}; KVM cases are skipped, TCG ones run"
+            ))
+    );
+    let cases: Vec<Case> = matrix(&qemu)
+        .into_iter()
+        .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
+        .collect();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for case in &cases {
+        if let Some(why) = &case.skip {
+            println!("SKIP  {} — {why}", case.name);
+            skipped += 1;
+            continue;
+        }
+        let image = match case.image {
+            Image::Multiboot => &images.multiboot,
+            Image::Pvh => &images.pvh,
+        };
+        match run_case(&qemu, case, image) {
+            Ok(secs) => {
+                println!("PASS  {} ({secs:.1} s)", case.name);
+                passed += 1;
+            }
+            Err(report) => {
+                println!("FAIL  {}\n{report}", case.name);
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    if failed > 0 {
+        Err(format!("{failed} QEMU test(s) failed"))
+    } else {
+        Ok(())
+    }
+}
+
+fn run_case(qemu: &Qemu, case: &Case, image: &PathBuf) -> Result<f64, String> {
+    let cmd = if case.raw_command {
+        let mut cmd = std::process::Command::new(&qemu.binary);
+        cmd.arg("-kernel").arg(image).args(&case.args);
+        cmd
+    } else {
+        let mut cmd = qemu.base_command(case.accel, case.machine, image);
+        cmd.args(&case.args);
+        if let Some(append) = case.append {
+            cmd.args(["-append", append]);
+        }
+        cmd
+    };
+    let stop_after = matches!(case.expect, Expect::SeedLines(_)).then_some("bringup:");
+    let out = qemu::run(cmd, case.timeout, stop_after)?;
+    let mut problems = Vec::new();
+    if out.timed_out {
+        problems.push(format!("timed out after {} s", case.timeout.as_secs()));
+    }
+    match &case.expect {
+        Expect::Boot(expect) => {
+            if out.exit != Some(33) {
+                problems.push(format!(
+                    "exit status {:?}, want 33 (isa-debug-exit success)",
+                    out.exit
+                ));
+            }
+            problems.extend(check::boot_problems(&out.serial, expect));
+        }
+        Expect::Failure(needles) => {
+            if out.exit != Some(35) {
+                problems.push(format!(
+                    "exit status {:?}, want 35 (isa-debug-exit failure)",
+                    out.exit
+                ));
+            }
+            problems.extend(check::missing(&out.serial, needles));
+        }
+        Expect::SeedLines(needles) => {
+            if !out.stopped {
+                problems.push("the bringup line never came".into());
+            }
+            problems.extend(check::missing(&out.serial, needles));
+        }
+    }
+    problems.extend(check::missing(&out.serial, &case.also));
+    if problems.is_empty() {
+        return Ok(out.elapsed.as_secs_f64());
+    }
+    let mut report = String::new();
+    for p in &problems {
+        report += &format!("      - {p}\n");
+    }
+    report += "      serial output:\n";
+    for line in out.serial.lines() {
+        report += &format!("        | {line}\n");
+    }
+    for line in out.stderr.lines() {
+        report += &format!("        ! {line}\n");
+    }
+    Err(report)
+}
