@@ -18,13 +18,13 @@ const SHARED_FLAGS: u64 = 0x7F | 1 << 8 | 1 << 63;
 /// Makes the 4 KiB page at `addr` (identity-mapped, below 4 GiB) not present. Must run before
 /// other CPUs use the boot page tables (no TLB shootdown is done).
 pub fn unmap_page(addr: u64) -> bool {
-    if addr >= 4 << 30 || addr % 4096 != 0 {
+    if addr >= 4 << 30 || !addr.is_multiple_of(4096) {
         return false;
     }
     let pd_index = (addr >> 21) as usize;
     // SAFETY: boot_pd is the static array of 2048 PDEs built by entry.S; only the BSP changes
     // it, before any AP runs (documented contract), so this access is exclusive.
-    let pde = unsafe { &mut (*(&raw mut crate::boot::boot_pd))[pd_index] };
+    let pde = unsafe { &mut crate::boot::boot_pd[pd_index] };
     if *pde & PRESENT == 0 {
         return false;
     }
@@ -37,7 +37,7 @@ pub fn unmap_page(addr: u64) -> bool {
         let flags = *pde & SHARED_FLAGS;
         for i in 0..512u64 {
             // SAFETY: `table` is a fresh 4 KiB, 4 KiB-aligned allocation: 512 entries.
-            unsafe { table.add(i as usize).write(base + i * 4096 | flags) };
+            unsafe { table.add(i as usize).write((base + i * 4096) | flags) };
         }
         *pde = table as u64 | PRESENT | WRITABLE | (*pde & (1 << 63));
     }

@@ -307,6 +307,29 @@ fn matrix(qemu: &Qemu) -> Vec<Case> {
         big_ids,
     );
 
+    let big_ids_tcg = BootExpect {
+        found: 3,
+        apic_ids: vec![0, 1, 256],
+        apic_mode: ApicMode::X2Apic,
+        strategy: "parallel",
+        delays: "fast",
+    };
+    let case = m.boot(
+        "APIC ID 256 (-device ...,socket-id=2)",
+        Tcg,
+        "q35",
+        Multiboot,
+        "-cpu qemu64,+x2apic -smp 2,sockets=3,cores=96,maxcpus=288 -device qemu64-x86_64-cpu,socket-id=2,core-id=0,thread-id=0,x2apic=on",
+        None,
+        big_ids_tcg,
+    );
+    if !qemu.tcg_has_x2apic() {
+        case.skip = Some(format!(
+            "APIC IDs above 255 need x2APIC, which TCG offers from QEMU 8.0 (this is {}); covered under KVM",
+            qemu.version_string()
+        ));
+    }
+
     // Strategies × delay policies.
     for accel in [auto, Tcg] {
         for (strategy, delays, append) in [

@@ -11,10 +11,15 @@ use x86_64::instructions::port::Port;
 pub const PIT_HZ: u64 = 1_193_182;
 const CHANNEL0_DATA: u16 = 0x40;
 const MODE_COMMAND: u16 = 0x43;
+/// Mode/command byte fields (8254 datasheet, "Control Word Format"): select channel (bits 7:6),
+/// access mode (5:4), operating mode (3:1), BCD (0).
+const fn command(channel: u8, access: u8, mode: u8) -> u8 {
+    channel << 6 | access << 4 | mode << 1
+}
 /// Channel 0, lobyte/hibyte access, mode 2 (rate generator), binary.
-const CMD_CH0_RATE_GENERATOR: u8 = 0b00_11_010_0;
-/// Channel 0 counter latch command.
-const CMD_CH0_LATCH: u8 = 0b00_00_0000;
+const CMD_CH0_RATE_GENERATOR: u8 = command(0, 0b11, 2);
+/// Channel 0 counter latch command (access mode 0).
+const CMD_CH0_LATCH: u8 = command(0, 0b00, 0);
 
 fn read_count() -> u16 {
     let mut cmd: Port<u8> = Port::new(MODE_COMMAND);

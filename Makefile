@@ -1,0 +1,56 @@
+# rust_multicore: build the kernel image, boot it in QEMU, test it.
+#   make            build the release image target/x86_64-unknown-none/release/rust_multicore
+#   make run        boot it in QEMU with 4 CPUs (KVM when usable, else TCG), serial on the terminal
+#   make test       every test: host unit tests, lints, and the QEMU integration matrix
+# Variables: SMP (run: CPU count), MACHINE (pc|q35|microvm), ACCEL (auto|kvm|tcg), APPEND
+# (kernel command line), QEMU (qemu-system-x86_64 binary).
+
+SMP     ?= 4
+MACHINE ?= pc
+ACCEL   ?= auto
+APPEND  ?=
+IMAGE   := target/x86_64-unknown-none/release/rust_multicore
+CARGO   ?= cargo
+
+.PHONY: all asm rust run debug test test-host test-qemu lint setup setup-qemu10 clean
+
+all: rust
+
+# The assembly (boot entry, AP trampoline) is assembled by rustc from global_asm! blocks; this
+# builds the library that holds the trampoline for the kernel target and lists its relocations.
+asm: setup
+	$(CARGO) build --release -p multicore --target x86_64-unknown-none
+	@echo "trampoline: multicore/src/arch/x86_64/trampoline.S (relocations listed in .rodata.ap_trampoline_relocs)"
+
+rust: setup
+	$(CARGO) build --release -p rust_multicore --target x86_64-unknown-none
+	@echo "image: $(IMAGE)"
+
+run: setup
+	$(CARGO) xtask run --smp $(SMP) --machine $(MACHINE) --accel $(ACCEL) $(if $(APPEND),--append '$(APPEND)')
+
+# QEMU halts before the first instruction and waits for gdb on :1234 (instructions printed).
+debug: setup
+	$(CARGO) xtask run --gdb --smp $(SMP) --machine $(MACHINE) --accel $(ACCEL) $(if $(APPEND),--append '$(APPEND)')
+
+test: setup test-host lint test-qemu
+
+test-host:
+	$(CARGO) test
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p rust_multicore -p multicore --target x86_64-unknown-none --release -- -D warnings
+
+test-qemu:
+	$(CARGO) xtask qemu-test
+
+setup:
+	@bash scripts/setup.sh
+
+setup-qemu10:
+	@bash scripts/setup.sh --qemu10
+
+clean:
+	$(CARGO) clean
