@@ -21,6 +21,7 @@ use multicore::boot::{park_this_cpu, start_aps, CpuData, StartConfig};
 use multicore::bootinfo::{self, BootInfo};
 use multicore::cmdline::{self, TestCase, MAX_SUPPORTED_CPUS};
 use multicore::topology::{self, CpuSource};
+use x86_64::registers::xcontrol::XCr0Flags;
 
 /// Prints the reason and takes the failure exit.
 macro_rules! fail {
@@ -41,11 +42,13 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         Err(e) => fail!("bad kernel command line: {e}"),
     };
     println!("Booted by {}; options: {}", boot.protocol.as_str(), options);
-    let xcr0 = cpu_state::enable_fpu_sse_avx();
-    println!(
-        "FPU/SSE enabled on BSP (XCR0 {:#x})",
-        xcr0.map_or(0, |x| x.bits())
-    );
+    match cpu_state::enable_fpu_sse_avx() {
+        Some(xcr0) if xcr0.contains(XCr0Flags::AVX) => {
+            println!("FPU, SSE, XSAVE, AVX enabled on BSP (XCR0 {:#x})", xcr0.bits())
+        }
+        Some(xcr0) => println!("FPU, SSE, XSAVE enabled on BSP (XCR0 {:#x})", xcr0.bits()),
+        None => println!("FPU, SSE enabled on BSP (no XSAVE)"),
+    }
     let (tsc, source) = match tsc::calibrate(Some(&|v| Some(v))) {
         Ok(t) => t,
         Err(e) => fail!("{e}"),
