@@ -13,3 +13,8 @@ pub mod cmdline;
 pub mod mptable;
 pub mod phys;
 pub mod topology;
+
+/// The README's example compiles against this API (checked by `cargo test` as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
