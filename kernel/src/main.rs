@@ -44,7 +44,10 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     println!("Booted by {}; options: {}", boot.protocol.as_str(), options);
     match cpu_state::enable_fpu_sse_avx() {
         Some(xcr0) if xcr0.contains(XCr0Flags::AVX) => {
-            println!("FPU, SSE, XSAVE, AVX enabled on BSP (XCR0 {:#x})", xcr0.bits())
+            println!(
+                "FPU, SSE, XSAVE, AVX enabled on BSP (XCR0 {:#x})",
+                xcr0.bits()
+            )
         }
         Some(xcr0) => println!("FPU, SSE, XSAVE enabled on BSP (XCR0 {:#x})", xcr0.bits()),
         None => println!("FPU, SSE enabled on BSP (no XSAVE)"),
