@@ -10,9 +10,13 @@ pub mod arch;
 pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
+mod le_fields;
 pub mod mptable;
 pub mod phys;
 pub mod topology;
+
+#[cfg(test)]
+mod test_mem;
 
 /// The README's example compiles against this API (checked by `cargo test` as a doctest).
 #[cfg(doctest)]

@@ -6,7 +6,8 @@
 //! CPU. Instead of a table, the floating pointer may name one of the default configurations
 //! (chapter 5), which all describe two processors.
 
-use crate::acpi::{array_at, byte_sum, ebda_base, scan_paragraphs, slice_sum, u16_at, u32_at, Sig};
+use crate::acpi::{byte_sum, ebda_base, scan_paragraphs, slice_sum, Sig};
+use crate::le_fields::{array_at, u16_at, u32_at};
 use crate::phys::{PhysRead, PhysReadError};
 use core::fmt;
 
@@ -459,7 +460,7 @@ fn walk(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::acpi::test_mem::{low_memory, FakeMem};
+    use crate::test_mem::{low_memory, FakeMem};
 
     /// A base configuration table entry for the image builder.
     pub(crate) enum Entry {

@@ -237,9 +237,9 @@ mod tests {
     use crate::acpi::madt::tests::{madt_image, MadtEntry};
     use crate::acpi::rsdp::tests::{rsdp_v0, rsdp_v2};
     use crate::acpi::sdt::tests::{fix_checksum, root_table, sdt_image};
-    use crate::acpi::test_mem::{low_memory, FakeMem};
     use crate::acpi::MadtCpuKind;
     use crate::mptable::tests::{config_table, cpu, floating_pointer, Entry};
+    use crate::test_mem::{low_memory, FakeMem};
 
     // MADT Local APIC flags (ACPI 6.5 §5.2.12.2).
     const ENABLED: u32 = 1;

@@ -75,7 +75,7 @@ pub(crate) fn scan_paragraphs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acpi::test_mem::{low_memory, FakeMem};
+    use crate::test_mem::{low_memory, FakeMem};
 
     #[test]
     fn ebda_segment_is_validated() {

@@ -34,7 +34,7 @@ pub(crate) fn slice_sum(bytes: &[u8]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acpi::test_mem::FakeMem;
+    use crate::test_mem::FakeMem;
 
     #[test]
     fn sums_across_chunks_without_big_reads() {

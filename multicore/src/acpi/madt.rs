@@ -1,9 +1,9 @@
 //! The Multiple APIC Description Table (ACPI 6.5 §5.2.12): the list of processors (as local
 //! APIC / x2APIC IDs) and the local APIC's physical address.
 
-use super::fields::{u32_at, u64_at};
 use super::sdt::validate_table;
 use super::{AcpiError, TableLocation};
+use crate::le_fields::{u32_at, u64_at};
 use crate::phys::PhysRead;
 
 /// Signature of the MADT. ACPI 6.5 §5.2.12.
@@ -234,7 +234,7 @@ fn walk(
 pub(crate) mod tests {
     use super::*;
     use crate::acpi::sdt::tests::{fix_checksum, sdt_image};
-    use crate::acpi::test_mem::FakeMem;
+    use crate::test_mem::FakeMem;
 
     /// An MADT entry for the image builder.
     pub(crate) enum MadtEntry {

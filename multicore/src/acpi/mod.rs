@@ -12,19 +12,14 @@
 mod bios;
 mod checksum;
 mod error;
-mod fields;
 pub mod madt;
 pub mod rsdp;
 pub mod sdt;
-
-#[cfg(test)]
-pub(crate) mod test_mem;
 
 // The MP table parser scans the same legacy BIOS areas with the same byte-sum checksum.
 pub(crate) use bios::{ebda_base, scan_paragraphs};
 pub(crate) use checksum::{byte_sum, slice_sum};
 pub(crate) use error::Sig;
-pub(crate) use fields::{array_at, u16_at, u32_at};
 
 pub use error::AcpiError;
 pub use madt::{parse_madt, MadtCpu, MadtCpuKind, MadtInfo};
@@ -54,8 +49,8 @@ mod tests {
     use super::madt::tests::{madt_image, MadtEntry};
     use super::rsdp::tests::rsdp_v2;
     use super::sdt::tests::{root_table, sdt_image};
-    use super::test_mem::FakeMem;
     use super::*;
+    use crate::test_mem::FakeMem;
 
     #[test]
     fn madt_from_rsdp_walks_the_whole_chain() {

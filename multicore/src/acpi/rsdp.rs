@@ -2,8 +2,8 @@
 
 use super::bios::{ebda_base, scan_paragraphs, EBDA_SEARCH_LEN};
 use super::checksum::{byte_sum, slice_sum};
-use super::fields::{array_at, u32_at, u64_at};
 use super::AcpiError;
+use crate::le_fields::{array_at, u32_at, u64_at};
 use crate::phys::PhysRead;
 
 // ACPI 6.5 §5.2.5.3 Root System Description Pointer (RSDP) Structure.
@@ -110,7 +110,7 @@ pub fn find_rsdp_in_bios_area(mem: &impl PhysRead) -> Option<u64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::acpi::test_mem::{low_memory, FakeMem};
+    use crate::test_mem::{low_memory, FakeMem};
 
     /// Builds an RSDP image with correct checksums.
     pub(crate) fn rsdp_image(revision: u8, rsdt: u32, xsdt: u64) -> Vec<u8> {

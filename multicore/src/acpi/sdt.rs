@@ -3,8 +3,8 @@
 //! (§5.2.8, 64-bit entries).
 
 use super::checksum::byte_sum;
-use super::fields::{array_at, u32_at, u64_at};
 use super::{AcpiError, Rsdp};
+use crate::le_fields::{array_at, u32_at, u64_at};
 use crate::phys::PhysRead;
 
 /// Size of the System Description Table header. ACPI 6.5 §5.2.6.
@@ -232,8 +232,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::acpi::checksum::slice_sum;
     use crate::acpi::rsdp::tests::{rsdp_v0, rsdp_v2};
-    use crate::acpi::test_mem::FakeMem;
     use crate::acpi::{parse_rsdp, Rsdp};
+    use crate::test_mem::FakeMem;
 
     /// Builds a table image: header (with a correct checksum) followed by `body`.
     pub(crate) fn sdt_image(signature: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {

@@ -5,7 +5,7 @@
 //! mechanism (ICR values, the trampoline blob, CPU discovery) lives in `arch` and `acpi`.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::cpu_data::{ApEntry, CpuData, CpuState};
 use super::delays::Delays;
@@ -124,11 +124,7 @@ pub fn start_aps<H: Host>(
     arg: usize,
 ) -> Result<BringupReport, BringupError> {
     let n = apic_ids.len();
-    let cpus = make_cpu_data(host, apic_ids, config.ap_stack_size, entry, arg)?;
-    let stack_guards = cpus
-        .iter()
-        .skip(1)
-        .all(|c| c.stack_bottom != 0 && GUARDED.load(Ordering::Relaxed) == 1);
+    let (cpus, stack_guards) = make_cpu_data(host, apic_ids, config.ap_stack_size, entry, arg)?;
     if n == 1 {
         return Ok(BringupReport {
             cpus,
@@ -197,8 +193,12 @@ pub fn start_aps<H: Host>(
     unsafe { params_ptr.write_volatile(params) };
     host.print(format_args!("Page table set: {:#x}\n", control.cr3));
 
+    let failed = alloc(host, "the failure flags", 0, n, 1)?.cast::<AtomicBool>();
     let starter = Starter {
         host,
+        // SAFETY: n zeroed bytes are n AtomicBools set to false (same size and alignment as
+        // u8); the allocation lives as long as the CPUs and is only used through this slice.
+        failed: unsafe { core::slice::from_raw_parts(failed.as_ptr(), n) },
         apic,
         tsc,
         delays: Delays::of(config.delays),
@@ -254,9 +254,6 @@ pub fn start_aps<H: Host>(
     })
 }
 
-/// 1 once every stack got its guard page from the host, 0 otherwise (for the report).
-static GUARDED: AtomicU32 = AtomicU32::new(1);
-
 /// Allocates and fills `CpuData` for every CPU, with a guarded stack for each AP.
 fn make_cpu_data<H: Host>(
     host: &H,
@@ -264,8 +261,9 @@ fn make_cpu_data<H: Host>(
     stack_size: usize,
     entry: ApEntry,
     arg: usize,
-) -> Result<&'static [&'static CpuData], BringupError> {
+) -> Result<(&'static [&'static CpuData], bool), BringupError> {
     let n = apic_ids.len();
+    let mut all_guarded = true;
     let table = alloc(host, "the CpuData table", 0, 8 * n, 8)?.cast::<&'static CpuData>();
     for (index, &apic_id) in apic_ids.iter().enumerate() {
         let index = index as u32;
@@ -275,7 +273,7 @@ fn make_cpu_data<H: Host>(
             let bytes = stack_size + PAGE_SIZE;
             let base = alloc(host, "the stack", index, bytes, PAGE_SIZE)?.as_ptr() as u64;
             if !host.guard_page(base) {
-                GUARDED.store(0, Ordering::Relaxed);
+                all_guarded = false;
             }
             (base + PAGE_SIZE as u64, base + bytes as u64)
         };
@@ -296,11 +294,15 @@ fn make_cpu_data<H: Host>(
         }
     }
     // SAFETY: all n entries were written above; the table is never written again.
-    Ok(unsafe { core::slice::from_raw_parts(table.as_ptr(), n) })
+    let table = unsafe { core::slice::from_raw_parts(table.as_ptr(), n) };
+    Ok((table, all_guarded))
 }
 
 struct Starter<'a, H: Host> {
     host: &'a H,
+    /// Per CPU index: the BSP gave up on it (kept apart from the state word, which the AP
+    /// itself writes).
+    failed: &'a [AtomicBool],
     apic: &'a LocalApic,
     tsc: &'a Tsc,
     delays: Delays,
@@ -308,10 +310,14 @@ struct Starter<'a, H: Host> {
 }
 
 impl<H: Host> Starter<'_, H> {
+    fn is_failed(&self, cpu: &CpuData) -> bool {
+        self.failed[cpu.index as usize].load(Ordering::Relaxed)
+    }
+
     /// Sends `icr` to each CPU of `group` still in `state` (a send error fails that CPU).
     fn send_to(&self, group: &[&'static CpuData], icr: Icr, only_if: CpuState) {
         for cpu in group {
-            if cpu.state() == only_if && !is_failed(cpu) {
+            if cpu.state() == only_if && !self.is_failed(cpu) {
                 if let Err(e) = self.apic.send(icr, cpu.apic_id, self.tsc) {
                     self.fail(cpu, format_args!("{e}"));
                 }
@@ -325,7 +331,7 @@ impl<H: Host> Starter<'_, H> {
         loop {
             let done = group
                 .iter()
-                .all(|c| is_failed(c) || c.state() as u32 >= state as u32);
+                .all(|c| self.is_failed(c) || c.state() as u32 >= state as u32);
             if done {
                 return true;
             }
@@ -367,7 +373,7 @@ impl<H: Host> Starter<'_, H> {
                 // has touched nothing but its own registers).
                 for cpu in group
                     .iter()
-                    .filter(|c| c.state() == CpuState::NotStarted && !is_failed(c))
+                    .filter(|c| c.state() == CpuState::NotStarted && !self.is_failed(c))
                 {
                     self.host.print(format_args!(
                         "warning: CPU {} (APIC ID {}) did not answer INIT/SIPI/SIPI within {} ms; retrying\n",
@@ -380,7 +386,7 @@ impl<H: Host> Starter<'_, H> {
         }
         for cpu in group {
             let state = cpu.state();
-            if (state as u32) < CpuState::Arrived as u32 && !is_failed(cpu) {
+            if (state as u32) < CpuState::Arrived as u32 && !self.is_failed(cpu) {
                 self.fail(cpu, format_args!("{} (2 attempts)", state.describe()));
             }
         }
@@ -392,7 +398,7 @@ impl<H: Host> Starter<'_, H> {
             return;
         }
         for cpu in group {
-            if cpu.state() != CpuState::Online && !is_failed(cpu) {
+            if cpu.state() != CpuState::Online && !self.is_failed(cpu) {
                 self.fail(cpu, format_args!("{}", CpuState::Arrived.describe()));
             }
         }
@@ -404,25 +410,10 @@ impl<H: Host> Starter<'_, H> {
         if cpu.state() != CpuState::Online {
             let _ = self.apic.send(Icr::init(), cpu.apic_id, self.tsc);
         }
-        mark_failed(cpu);
+        self.failed[cpu.index as usize].store(true, Ordering::Relaxed);
         self.host.print(format_args!(
             "error: CPU {} (APIC ID {}) failed to start: {}\n",
             cpu.index, cpu.apic_id, why
         ));
     }
-}
-
-/// Failure marks, kept beside CpuData so the AP-visible layout stays minimal: bit i of word
-/// i / 32 for CPU index i.
-static FAILED: [AtomicU32; crate::cmdline::MAX_SUPPORTED_CPUS as usize / 32] =
-    [const { AtomicU32::new(0) }; crate::cmdline::MAX_SUPPORTED_CPUS as usize / 32];
-
-fn mark_failed(cpu: &CpuData) {
-    let i = cpu.index as usize;
-    FAILED[i / 32].fetch_or(1 << (i % 32), Ordering::Relaxed);
-}
-
-fn is_failed(cpu: &CpuData) -> bool {
-    let i = cpu.index as usize;
-    FAILED[i / 32].load(Ordering::Relaxed) & (1 << (i % 32)) != 0
 }

@@ -260,37 +260,3 @@ impl core::fmt::Display for BootInfoError {
         }
     }
 }
-
-#[cfg(test)]
-pub(crate) mod testmem {
-    //! A fake physical memory for tests: byte images at chosen addresses.
-    use crate::phys::{PhysRead, PhysReadError};
-
-    #[derive(Default)]
-    pub struct FakeMemory {
-        pub regions: Vec<(u64, Vec<u8>)>,
-    }
-
-    impl FakeMemory {
-        pub fn put(&mut self, base: u64, bytes: &[u8]) {
-            self.regions.push((base, bytes.to_vec()));
-        }
-    }
-
-    impl PhysRead for FakeMemory {
-        fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), PhysReadError> {
-            for (base, bytes) in &self.regions {
-                let end = base + bytes.len() as u64;
-                if pa >= *base && pa + buf.len() as u64 <= end {
-                    let off = (pa - base) as usize;
-                    buf.copy_from_slice(&bytes[off..off + buf.len()]);
-                    return Ok(());
-                }
-            }
-            Err(PhysReadError {
-                addr: pa,
-                len: buf.len(),
-            })
-        }
-    }
-}

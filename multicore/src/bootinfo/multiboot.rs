@@ -1,6 +1,7 @@
 //! Multiboot 1 information structure (Multiboot Specification 0.6.96 §3.3).
 
 use super::{BootInfo, BootInfoError, BootProtocol, MemoryKind, MemoryRegion, PhysRange};
+use crate::le_fields::{u32_at, u64_at};
 use crate::phys::PhysRead;
 
 /// `flags` bit 2: `cmdline` is valid.
@@ -9,13 +10,6 @@ const FLAG_CMDLINE: u32 = 1 << 2;
 const FLAG_MMAP: u32 = 1 << 6;
 /// Bytes of the info structure up to and including `mmap_addr`.
 const INFO_SIZE: usize = 52;
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
 
 /// Reads the multiboot 1 information structure at physical address `pa`.
 ///
@@ -64,7 +58,7 @@ pub fn parse_multiboot(mem: &impl PhysRead, pa: u64) -> Result<BootInfo, BootInf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bootinfo::testmem::FakeMemory;
+    use crate::test_mem::FakeMem;
 
     fn mbi(flags: u32, cmdline: u32, mmap_len: u32, mmap_addr: u32) -> Vec<u8> {
         let mut b = vec![0u8; INFO_SIZE];
@@ -86,7 +80,7 @@ mod tests {
 
     #[test]
     fn drops_the_image_name_and_reads_the_map() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x9000, &mbi(FLAG_CMDLINE | FLAG_MMAP, 0x9100, 48, 0x9200));
         mem.put(
             0x9100,
@@ -104,7 +98,7 @@ mod tests {
 
     #[test]
     fn image_name_alone_leaves_an_empty_line() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x9000, &mbi(FLAG_CMDLINE, 0x9100, 0, 0));
         mem.put(0x9100, b"/boot/kernel\0");
         assert_eq!(parse_multiboot(&mem, 0x9000).unwrap().cmdline(), "");
@@ -112,7 +106,7 @@ mod tests {
 
     #[test]
     fn missing_flags_mean_no_cmdline_and_no_map() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x9000, &mbi(0, 0x1234, 99, 0x5678));
         let info = parse_multiboot(&mem, 0x9000).unwrap();
         assert_eq!(info.cmdline(), "");
@@ -121,7 +115,7 @@ mod tests {
 
     #[test]
     fn malformed_entry_size_stops_the_walk() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x9000, &mbi(FLAG_MMAP, 0, 48, 0x9200));
         let mut map = entry(0, 0x9fc00, 1);
         map.extend_from_slice(&[0u8; 24]);

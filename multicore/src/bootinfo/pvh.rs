@@ -2,6 +2,7 @@
 //! the layout QEMU's PVH option ROM fills in).
 
 use super::{BootInfo, BootInfoError, BootProtocol, MemoryKind, MemoryRegion, PhysRange};
+use crate::le_fields::{u32_at, u64_at};
 use crate::phys::PhysRead;
 
 /// `XEN_HVM_START_MAGIC_VALUE`.
@@ -10,13 +11,6 @@ const START_INFO_MAGIC: u32 = 0x336e_c578;
 const START_INFO_SIZE: usize = 56;
 /// Size of one `hvm_memmap_table_entry` (addr u64, size u64, type u32, reserved u32).
 const MEMMAP_ENTRY_SIZE: u64 = 24;
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
 
 /// Reads the PVH start info at physical address `pa`.
 pub fn parse_pvh(mem: &impl PhysRead, pa: u64) -> Result<BootInfo, BootInfoError> {
@@ -71,7 +65,7 @@ pub fn parse_pvh(mem: &impl PhysRead, pa: u64) -> Result<BootInfo, BootInfoError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bootinfo::testmem::FakeMemory;
+    use crate::test_mem::FakeMem;
 
     fn start_info(version: u32, cmdline: u64, rsdp: u64, memmap: u64, entries: u32) -> Vec<u8> {
         let mut b = Vec::new();
@@ -99,7 +93,7 @@ mod tests {
 
     #[test]
     fn reads_cmdline_rsdp_and_memory_map() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x6000, &start_info(1, 0x7000, 0xf5a0, 0x7100, 2));
         mem.put(0x7000, b"bringup=sequential delays=spec\0");
         let mut map = entry(0, 0x9fc00, 1);
@@ -130,7 +124,7 @@ mod tests {
 
     #[test]
     fn version_zero_has_no_memory_map_and_no_rsdp_is_none() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x6000, &start_info(0, 0, 0, 0, 0)[..48]);
         let info = parse_pvh(&mem, 0x6000).unwrap();
         assert!(info.memory_map().is_empty());
@@ -140,7 +134,7 @@ mod tests {
 
     #[test]
     fn wrong_magic_is_an_error() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         let mut b = start_info(1, 0, 0, 0, 0);
         b[0] = 0;
         mem.put(0x6000, &b);
@@ -152,7 +146,7 @@ mod tests {
 
     #[test]
     fn unreadable_memory_map_is_an_error() {
-        let mut mem = FakeMemory::default();
+        let mut mem = FakeMem::new();
         mem.put(0x6000, &start_info(1, 0, 0, 0x9000, 3));
         assert!(matches!(
             parse_pvh(&mem, 0x6000),

@@ -1,6 +1,7 @@
-//! Little-endian field access in structures already copied out of physical memory. ACPI
-//! (ACPI 6.5 §5.2 "all numeric values ... are little-endian") and the MP tables (an x86
-//! format) both store multi-byte fields little-endian and without alignment guarantees.
+//! Little-endian field access in structures already copied out of physical memory. Firmware
+//! and boot-loader structures on x86 (ACPI 6.5 §5.2: "all numeric values ... are
+//! little-endian", the MP tables, PVH start info, multiboot info) store multi-byte fields
+//! little-endian and without alignment guarantees.
 
 /// The `N` bytes at `off`. Panics if the slice is too short: callers index fixed layouts
 /// whose size they have already checked.
