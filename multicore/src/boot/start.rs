@@ -171,8 +171,13 @@ pub fn start_aps<H: Host>(
         core::slice::from_raw_parts_mut(page_ptr, blob.len())
     };
     host.print(format_args!("Boot trampoline copied to {page:#x}\n"));
-    trampoline::apply_relocations(page_bytes, trampoline::relocations(), page as u32)
-        .map_err(BringupError::Relocation)?;
+    if let Err(e) =
+        trampoline::apply_relocations(page_bytes, trampoline::relocations(), page as u32)
+    {
+        // SAFETY: same page and buffer as above; no AP was started.
+        unsafe { core::ptr::copy_nonoverlapping(saved.as_ptr(), page_ptr, PAGE_SIZE) };
+        return Err(BringupError::Relocation(e));
+    }
     host.print(format_args!("Relocations applied\n"));
     let params = TrampolineParams {
         cr3: control.cr3,
@@ -188,8 +193,8 @@ pub fn start_aps<H: Host>(
     };
     let params_ptr =
         page_bytes[trampoline::params_offset()..].as_mut_ptr() as *mut TrampolineParams;
-    // SAFETY: params_offset() is 8-aligned inside the blob (unit-tested) and the blob ends with
-    // exactly one TrampolineParams; no AP runs yet, so the write races with nothing.
+    // SAFETY: the blob holds one TrampolineParams at params_offset(), 8-aligned (both
+    // unit-tested); no AP runs yet, so the write races with nothing.
     unsafe { params_ptr.write_volatile(params) };
     host.print(format_args!("Page table set: {:#x}\n", control.cr3));
 
