@@ -29,9 +29,10 @@ pub struct Delays {
     pub after_sipi_us: u64,
     /// How long to poll for the AP before sending the second SIPI.
     pub second_sipi_after_us: u64,
-    /// How long an attempt may take before the retry (and after the retry, before failing).
+    /// How long an attempt may go without any AP arriving before the retry (and after the
+    /// retry, before failing).
     pub attempt_timeout_us: u64,
-    /// How long an AP that reached Rust may take to be marked online.
+    /// How long the APs that reached Rust may go without any of them being marked online.
     pub online_timeout_us: u64,
 }
 

@@ -330,17 +330,23 @@ impl<H: Host> Starter<'_, H> {
         }
     }
 
-    /// Polls until every CPU of `group` is at least `state` (or failed) or `us` have passed.
+    /// Polls until every CPU of `group` is at least `state` (or failed), or until `us` pass
+    /// without any of them getting there. The timeout counts from the last progress, not from
+    /// the start: with hundreds of vCPUs on a few host cores, CPUs arrive one after another for
+    /// longer than any fixed budget, yet each one that arrives proves the machine is moving.
     fn wait_all(&self, group: &[&'static CpuData], state: CpuState, us: u64) -> bool {
-        let deadline = self.tsc.deadline_us(us);
+        let reached = |c: &&&'static CpuData| self.is_failed(c) || c.state() as u32 >= state as u32;
+        let mut done = 0;
+        let mut deadline = self.tsc.deadline_us(us);
         loop {
-            let done = group
-                .iter()
-                .all(|c| self.is_failed(c) || c.state() as u32 >= state as u32);
-            if done {
+            let now_done = group.iter().filter(reached).count();
+            if now_done == group.len() {
                 return true;
             }
-            if self.tsc.passed(deadline) {
+            if now_done > done {
+                done = now_done;
+                deadline = self.tsc.deadline_us(us);
+            } else if self.tsc.passed(deadline) {
                 return false;
             }
             core::hint::spin_loop();
@@ -381,7 +387,7 @@ impl<H: Host> Starter<'_, H> {
                     .filter(|c| c.state() == CpuState::NotStarted && !self.is_failed(c))
                 {
                     self.host.print(format_args!(
-                        "warning: CPU {} (APIC ID {}) did not answer INIT/SIPI/SIPI within {} ms; retrying\n",
+                        "warning: CPU {} (APIC ID {}) did not answer INIT/SIPI/SIPI ({} ms without any AP arriving); retrying\n",
                         cpu.index,
                         cpu.apic_id,
                         self.delays.attempt_timeout_us / 1000
