@@ -3,16 +3,19 @@
 //! The library finds the CPUs (ACPI MADT, else MP tables), starts them with INIT/SIPI through
 //! a relocatable real-mode trampoline (x2APIC or xAPIC), and calls a Rust function on each.
 //! What it needs from the kernel it runs in comes through [`boot::Host`].
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, loom)), no_std)]
 
 pub mod acpi;
 pub mod arch;
 pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod heap;
 mod le_fields;
 pub mod mptable;
 pub mod phys;
+pub mod rt;
+pub mod sync;
 pub mod topology;
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod apic;
 pub mod cpu_state;
+pub mod irq;
 pub mod msr;
 pub mod pit;
 pub mod trampoline;

@@ -1,0 +1,3 @@
+//! Synchronization for code running on every CPU.
+
+pub mod primitives;
