@@ -25,6 +25,17 @@ pub fn print(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `args` after every other CPU was stopped: a stopped CPU may have been holding the
+/// lock mid-line, so the lock is taken over rather than waited for.
+pub fn print_after_stop(args: fmt::Arguments<'_>) {
+    if SERIAL.is_locked() {
+        // SAFETY: the other CPUs are halted for good (stop-all), so whoever held the lock will
+        // never touch the port again; this CPU is the only one printing from now on.
+        unsafe { SERIAL.force_unlock() };
+    }
+    print(args);
+}
+
 /// Prints a line on the serial console.
 #[macro_export]
 macro_rules! println {

@@ -45,6 +45,14 @@ impl Host for DemoHost {
         crate::console::print(args);
     }
 
+    fn print_after_stop(&self, args: fmt::Arguments<'_>) {
+        crate::console::print_after_stop(args);
+    }
+
+    fn fatal_exit(&self) -> ! {
+        crate::exit::exit(crate::exit::ExitCode::Failure)
+    }
+
     fn alloc_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
         crate::memory::alloc_zeroed(size, align)
     }

@@ -6,22 +6,30 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod boot;
+mod checks;
 mod console;
 mod exit;
+mod heap;
 mod host;
 mod memory;
 mod paging;
 
 use exit::{exit, ExitCode};
 use host::DemoHost;
+use multicore::arch::x86_64::apic::timer::TimerMode;
 use multicore::arch::x86_64::apic::{ApicMode, LocalApic};
 use multicore::arch::x86_64::{cpu_state, tsc};
-use multicore::boot::{park_this_cpu, start_aps, CpuData, StartConfig};
+use multicore::boot::{start_aps, CpuData, StartConfig};
 use multicore::bootinfo::{self, BootInfo};
 use multicore::cmdline::{self, TestCase, MAX_SUPPORTED_CPUS};
 use multicore::topology::{self, CpuSource};
 use x86_64::registers::xcontrol::XCr0Flags;
+
+/// The host services, static so that the runtime (on every CPU) can keep using them.
+static HOST: spin::Once<DemoHost> = spin::Once::new();
 
 /// Prints the reason and takes the failure exit.
 macro_rules! fail {
@@ -34,6 +42,9 @@ macro_rules! fail {
 /// Entered from entry.S on the BSP, in long mode on the boot stack, interrupts off.
 #[no_mangle]
 extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
+    // SAFETY: the kernel owns GS: point it at the runtime's "no CPU yet" block before anything
+    // (the heap) asks which CPU runs.
+    unsafe { multicore::rt::percpu::install_no_cpu() };
     console::init();
     println!("Rust Multicore Boot Starting...");
     let boot = read_boot_info(boot_protocol, boot_info);
@@ -61,7 +72,7 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         Ok((start, end)) => println!("Memory for CPUs: {:#x}..{:#x}", start, end),
         Err(_) => fail!("no usable RAM after the kernel image in the boot memory map"),
     }
-    let host = DemoHost::new(&boot);
+    let host: &'static DemoHost = HOST.call_once(|| DemoHost::new(&boot));
     let apic = match LocalApic::init_bsp(&host::identity(), true) {
         Ok(apic) => apic,
         Err(e) => fail!("{e}"),
@@ -86,7 +97,7 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     report_topology(&topo, options.max_cpus);
     let apic_ids = match options.test {
         Some(TestCase::AbsentAp) => with_absent_ap(topo.apic_ids),
-        None => topo.apic_ids,
+        _ => topo.apic_ids,
     };
 
     let config = StartConfig {
@@ -94,7 +105,7 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         delays: options.delays,
         ap_stack_size: options.ap_stack_size,
     };
-    let report = match start_aps(&host, &apic, &tsc, apic_ids, &config, ap_main, 0) {
+    let report = match start_aps(host, &apic, &tsc, apic_ids, &config, ap_main, 0) {
         Ok(report) => report,
         Err(e) => fail!("cannot start the APs: {e}"),
     };
@@ -113,18 +124,79 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         options.strategy.as_str(),
         options.delays.as_str()
     );
-    if report.online() == wanted {
-        exit(ExitCode::Success)
-    } else {
+    if report.online() != wanted {
         fail!("{} of {} APs did not start", report.aps_failed, wanted - 1)
     }
+
+    match heap::init(report.cpus.len()) {
+        Ok((arena, shared)) => println!(
+            "Heap: {} per-CPU arenas of {} KiB, shared pool {} KiB",
+            report.cpus.len(),
+            arena / 1024,
+            shared / 1024
+        ),
+        Err(e) => fail!("{e}"),
+    }
+    let runtime = match multicore::rt::start(host, tsc, apic, report.cpus) {
+        Ok(rt) => rt,
+        Err(e) => fail!("runtime: {e}"),
+    };
+    let timer = match multicore::rt::this_cpu().timer_mode() {
+        Some(TimerMode::TscDeadline) => "TSC-deadline",
+        _ => "one-shot",
+    };
+    println!(
+        "Runtime: {} CPUs joined (GS per-CPU data, IDT, IST stacks, {timer} APIC timer)",
+        multicore::rt::online_cpus().count()
+    );
+    let _ = runtime;
+    inject_fault(options.test);
+    let iterations = if options.test == Some(TestCase::LockTorture) {
+        20_000
+    } else {
+        1_000
+    };
+    match checks::run_all(iterations) {
+        Ok(()) => println!("All checks passed"),
+        Err(e) => fail!("check failed: {e}"),
+    }
+    exit(ExitCode::Success)
 }
 
-/// What each AP runs once the library has it in Rust: say so, be counted, park.
+/// `test=panic-ap` / `test=fault-ap`: CPU 1 panics or touches unmapped memory; the stop-all
+/// path must report it, naming CPU 1, and take the failure exit. The BSP meanwhile idles.
+fn inject_fault(test: Option<TestCase>) {
+    let fault: fn() = match test {
+        Some(TestCase::PanicAp) => || panic!("deliberate panic (test=panic-ap)"),
+        Some(TestCase::FaultAp) => || {
+            // The boot page tables map 0..4 GiB only.
+            let unmapped = 0x1_0000_0000 as *const u64;
+            // SAFETY: not safe at all, on purpose: the read must fault (#PF) on CPU 1.
+            let value = unsafe { core::ptr::read_volatile(unmapped) };
+            println!("read {value:#x} from unmapped memory?!");
+        },
+        _ => return,
+    };
+    if multicore::rt::cpu(1).is_none_or(|c| !c.joined()) {
+        fail!(
+            "test={} needs a second CPU",
+            test.map_or("", |t| t.as_str())
+        );
+    }
+    println!(
+        "test: injecting {} on CPU 1",
+        test.map_or("", |t| t.as_str())
+    );
+    let _ = multicore::rt::xcall::run_on_async(1, fault);
+    multicore::rt::idle::wait_until(|| false);
+}
+
+/// What each AP runs once the library has it in Rust: say so, be counted, join the runtime
+/// (which idles it until cross-CPU calls come).
 fn ap_main(cpu: &'static CpuData) -> ! {
     println!("CPU {} online! APIC ID: {}", cpu.index, cpu.apic_id);
     cpu.mark_online();
-    park_this_cpu()
+    multicore::rt::join(cpu)
 }
 
 /// `test=absent-ap`: the CPU list plus one APIC ID that no CPU has (one above the highest),
@@ -217,8 +289,25 @@ fn report_topology(topo: &topology::Topology<'_>, max_cpus: u32) {
     }
 }
 
+/// A panic on any CPU: once the runtime runs, the stop-all path (every other CPU stopped by
+/// NMI, then one report, then the failure exit); before that, only the BSP runs Rust code.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    println!("PANIC: {info}");
+    let location = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+    if multicore::rt::runtime().is_some() {
+        let cpu = multicore::rt::current().map_or(u32::MAX, |c| c.index);
+        multicore::rt::stop::fatal(format_args!(
+            "PANIC on CPU {cpu}: {} at {}:{}",
+            info.message(),
+            location.0,
+            location.1
+        ))
+    }
+    println!(
+        "PANIC on the BSP: {} at {}:{}",
+        info.message(),
+        location.0,
+        location.1
+    );
     exit(ExitCode::Failure)
 }

@@ -48,18 +48,31 @@ pub fn init(boot: &BootInfo) -> Result<(u64, u64), NoFreeMemory> {
     Ok((start, end))
 }
 
+/// Bytes not handed out yet (after 4 KiB alignment).
+pub fn remaining() -> usize {
+    let arena = ARENA.lock();
+    (arena.end - arena.next.next_multiple_of(4096)) as usize
+}
+
 /// Zeroed memory that is never freed; `None` when the region is used up.
 pub fn alloc_zeroed(size: usize, align: usize) -> Option<NonNull<u8>> {
+    let ptr = alloc_uninit(size, align)?;
+    // SAFETY: alloc_uninit handed out [ptr, ptr + size) to us alone.
+    unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
+    Some(ptr)
+}
+
+/// Memory that is never freed, not cleared: for the heap's regions, whose allocator needs no
+/// zeroes (clearing hundreds of MiB costs seconds where ring-0 code is emulated).
+pub fn alloc_uninit(size: usize, align: usize) -> Option<NonNull<u8>> {
     let mut arena = ARENA.lock();
     let base = arena.next.checked_next_multiple_of(align as u64)?;
     let end = base.checked_add(size as u64)?;
     if end > arena.end {
         return None;
     }
+    // [base, end) is free RAM (init's memory map region), identity-mapped, and handed out
+    // exactly once: the bump pointer moves past it under the lock.
     arena.next = end;
-    let ptr = base as *mut u8;
-    // SAFETY: [base, end) is free RAM (init's memory map region), identity-mapped and handed
-    // out exactly once (the bump pointer moved past it under the lock).
-    unsafe { core::ptr::write_bytes(ptr, 0, size) };
-    NonNull::new(ptr)
+    NonNull::new(base as *mut u8)
 }

@@ -9,9 +9,10 @@
 //! - `maxcpus=N`: bring up at most N CPUs, the BSP included, 1..=4096 (default 1024);
 //! - `apstack=SIZE`: stack size of each AP in bytes, optionally suffixed `K`/`KiB` or
 //!   `M`/`MiB` (any case), a multiple of 4 KiB from 8 KiB to 1 MiB (default `16K`);
-//! - `test=absent-ap`: a fault injected for the integration tests: one more AP, with an APIC
-//!   ID no CPU has, is added to the CPU list, so the start path's timeout, retry and error
-//!   are exercised on a real machine (none by default).
+//! - `test=NAME`: a fault or load injected for the integration tests (none by default):
+//!   `absent-ap` adds an AP with an APIC ID no CPU has (the start path's timeout, retry and
+//!   error), `panic-ap` panics on CPU 1, `fault-ap` makes CPU 1 touch unmapped memory, and
+//!   `lock-torture` runs the lock checks with many more iterations.
 //!
 //! Parsing is strict, because a typo silently falling back to a default would make a test run
 //! measure something other than intended: unknown keys, malformed or out-of-range values and
@@ -80,6 +81,12 @@ impl DelayPolicy {
 pub enum TestCase {
     /// Add an AP whose APIC ID no CPU has: it never answers INIT/SIPI.
     AbsentAp,
+    /// Panic on CPU 1 once the runtime runs.
+    PanicAp,
+    /// Page fault on CPU 1 once the runtime runs.
+    FaultAp,
+    /// Lock checks with many iterations on every CPU.
+    LockTorture,
 }
 
 impl TestCase {
@@ -87,6 +94,9 @@ impl TestCase {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AbsentAp => "absent-ap",
+            Self::PanicAp => "panic-ap",
+            Self::FaultAp => "fault-ap",
+            Self::LockTorture => "lock-torture",
         }
     }
 }
@@ -221,7 +231,7 @@ impl fmt::Display for CmdlineError<'_> {
         write!(
             f,
             "; valid options: bringup=sequential|parallel, delays=spec|fast, maxcpus=1..{}, \
-             apstack={}K..{}M (multiple of {}K), test=absent-ap",
+             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture",
             MAX_SUPPORTED_CPUS,
             MIN_AP_STACK_SIZE / KIB,
             MAX_AP_STACK_SIZE / MIB,
@@ -293,6 +303,9 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
             Key::Test => {
                 options.test = match value {
                     "absent-ap" => Some(TestCase::AbsentAp),
+                    "panic-ap" => Some(TestCase::PanicAp),
+                    "fault-ap" => Some(TestCase::FaultAp),
+                    "lock-torture" => Some(TestCase::LockTorture),
                     _ => return Err(invalid),
                 }
             }
@@ -345,7 +358,8 @@ mod tests {
     use super::*;
 
     const VALID: &str = "valid options: bringup=sequential|parallel, delays=spec|fast, \
-                         maxcpus=1..4096, apstack=8K..1M (multiple of 4K), test=absent-ap";
+                         maxcpus=1..4096, apstack=8K..1M (multiple of 4K), \
+                         test=absent-ap|panic-ap|fault-ap|lock-torture";
 
     #[test]
     fn defaults() {

@@ -5,6 +5,8 @@
 //! What it needs from the kernel it runs in comes through [`boot::Host`].
 #![cfg_attr(not(any(test, loom)), no_std)]
 
+extern crate alloc;
+
 pub mod acpi;
 pub mod arch;
 pub mod boot;

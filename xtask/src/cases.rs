@@ -444,6 +444,52 @@ fn matrix(qemu: &Qemu) -> Vec<Case> {
         ],
     );
 
+    // The runtime: a panic and a page fault on an AP stop every CPU; the lock torture run.
+    for accel in [auto, Tcg] {
+        m.failure(
+            "panic on an AP stops all CPUs (test=panic-ap)",
+            accel,
+            "-smp 4",
+            Some("test=panic-ap"),
+            &[
+                "PANIC on CPU 1: deliberate panic (test=panic-ap) at kernel/src/main.rs:",
+                "stopped 3 of 3 other CPUs; halting",
+            ],
+        );
+        m.failure(
+            "page fault on an AP stops all CPUs (test=fault-ap)",
+            accel,
+            "-smp 4",
+            Some("test=fault-ap"),
+            &[
+                "page fault (#PF) on CPU 1: vector 14, error code 0x0, RIP 0x",
+                "CR2 0x100000000",
+                "stopped 3 of 3 other CPUs; halting",
+            ],
+        );
+        let torture = BootExpect {
+            found: 4,
+            apic_ids: ids(4),
+            apic_mode: m.mode(accel),
+            strategy: "parallel",
+            delays: "fast",
+        };
+        m.boot(
+            "lock torture (test=lock-torture)",
+            accel,
+            "microvm",
+            Multiboot,
+            "-smp 4",
+            Some("test=lock-torture"),
+            torture,
+        )
+        .also
+        .extend([
+            "check lock spin: 4 CPUs x 20000 = 80000".to_string(),
+            "check lock irq-safe: 4 CPUs x 20000 = 80000".to_string(),
+        ]);
+    }
+
     // The seed's own command line (with -cpu host,-arch-capabilities for this machine's KVM).
     m.cases.push(Case {
         name: "the seed's QEMU command [KVM]".into(),

@@ -24,6 +24,19 @@ pub struct BootExpect {
     pub delays: &'static str,
 }
 
+/// The demo's runtime checks (kernel/src/checks.rs), each ending its line with ": ok".
+pub const RUNTIME_CHECKS: &[&str] = &[
+    "check heap:",
+    "check cross-call:",
+    "check ipi wake:",
+    "check lock spin:",
+    "check lock ticket:",
+    "check lock rwlock:",
+    "check lock irq-safe:",
+    "check timer:",
+    "check mutual calls:",
+];
+
 /// Lines every CPU line is judged by.
 fn count_lines(serial: &str, wanted: &str) -> usize {
     serial.lines().filter(|l| l.trim_end() == wanted).count()
@@ -48,6 +61,7 @@ pub fn boot_problems(serial: &str, expect: &BootExpect) -> Vec<String> {
         need_line("Relocations applied".into());
     }
     need_line("All CPUs started!".into());
+    need_line("All checks passed".into());
     let bringup_prefix = format!("bringup: cpus={n} online={n} time_us=");
     let bringup_suffix = format!(" strategy={} delays={}", expect.strategy, expect.delays);
     let bringup: Vec<&str> = serial
@@ -91,6 +105,14 @@ pub fn boot_problems(serial: &str, expect: &BootExpect) -> Vec<String> {
             }
         }
     }
+    for check in RUNTIME_CHECKS {
+        let ok = serial
+            .lines()
+            .any(|l| l.starts_with(check) && (l.ends_with(": ok") || l.contains("skipped")));
+        if !ok {
+            problems.push(format!("expected a line `{check}...: ok`"));
+        }
+    }
     problems.extend(
         serial
             .lines()
@@ -125,6 +147,16 @@ CPU 2 online! APIC ID: 4
 CPU 1 online! APIC ID: 1
 All CPUs started!
 bringup: cpus=3 online=3 time_us=120 strategy=parallel delays=fast
+check heap: 3 CPUs ...: ok
+check cross-call: ...: ok
+check ipi wake: ...: ok
+check lock spin: 3 CPUs x 1000 = 3000 in 5 us: ok
+check lock ticket: ...: ok
+check lock rwlock: ...: ok
+check lock irq-safe: ...: ok
+check timer: ...: ok
+check mutual calls: ...: ok
+All checks passed
 ";
 
     fn expect() -> BootExpect {
@@ -164,5 +196,7 @@ bringup: cpus=3 online=3 time_us=120 strategy=parallel delays=fast
         assert!(!boot_problems(&bad, &expect()).is_empty());
         let bad = format!("{GOOD}error: something\n");
         assert!(!boot_problems(&bad, &expect()).is_empty());
+        let bad = GOOD.replace("check timer: ...: ok", "check timer: late");
+        assert_eq!(boot_problems(&bad, &expect()).len(), 1);
     }
 }

@@ -189,6 +189,7 @@ boot_gdt_desc:
 .balign 4096
 boot_pml4:  .space 4096
 boot_pdpt:  .space 4096
+.global boot_pd
 boot_pd:    .space 4096 * 4
 .balign 16
 boot_stack: .space 65536

@@ -28,6 +28,9 @@ pub(crate) extern "C" fn ap_rust_entry(cpu: &'static CpuData) -> ! {
         DS::set_reg(KERNEL_DS);
         ES::set_reg(KERNEL_DS);
     }
+    // SAFETY: this AP is ours alone (no host per-CPU scheme runs on it): GS base may point at
+    // the runtime's "no CPU yet" block until the runtime takes the CPU over.
+    unsafe { crate::rt::percpu::install_no_cpu() };
     LocalApic::init_ap();
     cpu.mark_arrived();
     (cpu.entry)(cpu)

@@ -49,6 +49,18 @@ pub trait Host: Sync {
     /// Where the trampoline page may go.
     fn low_memory(&self) -> LowMemory<'_>;
 
+    /// Writes `args` after every other CPU has been stopped (a panic or fatal exception
+    /// report): must not wait for a lock that a stopped CPU may hold. Default: [`Host::print`].
+    fn print_after_stop(&self, args: fmt::Arguments<'_>) {
+        self.print(args);
+    }
+
+    /// Ends the run after a fatal error, once the other CPUs are stopped (the demo kernel
+    /// takes QEMU's failure exit). Default: halt this CPU for good.
+    fn fatal_exit(&self) -> ! {
+        super::park_this_cpu()
+    }
+
     /// The page-table root APs load (below 4 GiB). Default: the BSP's CR3.
     fn page_table_root(&self) -> u64 {
         x86_64::registers::control::Cr3::read_raw()

@@ -1,3 +1,185 @@
-//! The multicore runtime on the started CPUs: per-CPU data, traps, IPIs, cross-CPU calls.
+//! The multicore runtime on the started CPUs: per-CPU data through GS, per-CPU GDT/TSS with
+//! IST stacks, one IDT, the local APIC timer, IPIs, cross-CPU calls, idling, and the stop-all
+//! path for panics and exceptions.
+//!
+//! Start-up, one step a line, as the demo kernel does it:
+//! ```text
+//! BSP:  start_aps(..., ap_entry)         APs: ap_entry(cpu): ...; cpu.mark_online();
+//!       rt::start(host, tsc, apic, cpus)           rt::join(cpu)  // never returns: idles
+//! ```
+//! `rt::start` sets the BSP up, publishes the runtime, and waits for every online AP to join.
 
 pub mod call_queue;
+pub mod idle;
+pub mod ipi;
+pub mod percpu;
+pub mod stop;
+pub mod timer;
+pub mod trap;
+pub mod vectors;
+pub mod xcall;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::arch::x86_64::apic::timer as apic_timer;
+use crate::arch::x86_64::apic::LocalApic;
+use crate::arch::x86_64::gdt::{self, CpuTables};
+use crate::arch::x86_64::idt::Idt;
+use crate::arch::x86_64::tsc::Tsc;
+use crate::boot::{CpuData, CpuState, Host};
+pub use percpu::{current, this_cpu, PerCpu, PerCpuCell, PerCpuVar};
+
+/// Bytes of each IST stack (double fault, NMI, machine check).
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+/// The runtime shared by every CPU.
+pub struct Runtime {
+    pub(crate) host: &'static dyn Host,
+    pub(crate) tsc: Tsc,
+    pub(crate) bsp_apic: LocalApic,
+    pub(crate) cpus: Box<[&'static PerCpu]>,
+    idt: &'static Idt,
+}
+
+static RUNTIME: spin::Once<Runtime> = spin::Once::new();
+
+/// The runtime, once [`start`] has published it.
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// Number of CPU indexes the runtime knows (online or not); 0 before [`start`].
+pub fn cpu_count() -> usize {
+    runtime().map_or(0, |rt| rt.cpus.len())
+}
+
+/// CPU `index`'s block.
+pub fn cpu(index: usize) -> Option<&'static PerCpu> {
+    runtime().and_then(|rt| rt.cpus.get(index).copied())
+}
+
+/// CPUs that joined the runtime, by index.
+pub fn online_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    runtime()
+        .into_iter()
+        .flat_map(|rt| rt.cpus.iter().copied())
+        .filter(|c| c.joined())
+}
+
+/// The calibrated TSC the runtime uses.
+pub fn tsc() -> Tsc {
+    runtime().expect("runtime not started").tsc
+}
+
+/// The runtime could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// Host memory ran out (IST stacks, tables).
+    OutOfMemory,
+    /// These many online APs did not join within the timeout.
+    NotJoined(u32),
+}
+
+impl core::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RuntimeError::OutOfMemory => {
+                write!(f, "out of memory for the runtime's per-CPU tables")
+            }
+            RuntimeError::NotJoined(n) => write!(f, "{n} online AP(s) did not join the runtime"),
+        }
+    }
+}
+
+/// Starts the runtime on the BSP and waits for the online APs (those whose entry calls
+/// [`join`]) to join. `cpus` is the bring-up's table (index 0 = BSP). Needs the global
+/// allocator.
+pub fn start(
+    host: &'static dyn Host,
+    tsc: Tsc,
+    apic: LocalApic,
+    cpus: &'static [&'static CpuData],
+) -> Result<&'static Runtime, RuntimeError> {
+    let blocks: Vec<&'static PerCpu> = cpus
+        .iter()
+        .map(|data| PerCpu::new(data, apic).leak())
+        .collect();
+    let ist = [
+        (vectors::DOUBLE_FAULT, gdt::IST_DOUBLE_FAULT),
+        (vectors::NMI, gdt::IST_NMI),
+        (vectors::MACHINE_CHECK, gdt::IST_MACHINE_CHECK),
+    ];
+    let idt: &'static Idt = Box::leak(Box::new(Idt::new(gdt::KERNEL_CS.0, &ist)));
+    let rt = RUNTIME.call_once(|| Runtime {
+        host,
+        tsc,
+        bsp_apic: apic,
+        cpus: blocks.into_boxed_slice(),
+        idt,
+    });
+    setup_this_cpu(rt, rt.cpus[0])?;
+
+    let waiting = |c: &&&PerCpu| c.index != 0 && c.data.state() == CpuState::Online && !c.joined();
+    let mut left = rt.cpus.iter().filter(waiting).count();
+    let mut deadline = tsc.deadline_us(5_000_000);
+    while left > 0 {
+        let now_left = rt.cpus.iter().filter(waiting).count();
+        if now_left < left {
+            left = now_left;
+            deadline = tsc.deadline_us(5_000_000);
+        } else if tsc.passed(deadline) {
+            return Err(RuntimeError::NotJoined(left as u32));
+        }
+        core::hint::spin_loop();
+    }
+    Ok(rt)
+}
+
+/// An AP joins the runtime: waits for [`start`] on the BSP, sets itself up (GS, GDT/TSS, IDT,
+/// timer, interrupts on) and idles, serving cross-CPU calls. Call it at the end of the AP's
+/// entry function, after `mark_online`.
+pub fn join(data: &'static CpuData) -> ! {
+    let rt = RUNTIME.wait();
+    let me = rt.cpus[data.index as usize];
+    if let Err(e) = setup_this_cpu(rt, me) {
+        stop::fatal(format_args!(
+            "CPU {} cannot join the runtime: {e}",
+            data.index
+        ));
+    }
+    idle::idle_loop()
+}
+
+/// Per-CPU setup, interrupts off until the end: GS base, this CPU's GDT and TSS with IST
+/// stacks, the shared IDT, the local APIC timer; then interrupts on.
+fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), RuntimeError> {
+    let alloc = |size, align| {
+        rt.host
+            .alloc_zeroed(size, align)
+            .ok_or(RuntimeError::OutOfMemory)
+    };
+    let mut ist_tops = [0u64; 3];
+    for top in ist_tops.iter_mut() {
+        *top = alloc(IST_STACK_SIZE, 16)?.as_ptr() as u64 + IST_STACK_SIZE as u64;
+    }
+    let tables = alloc(core::mem::size_of::<CpuTables>(), 16)?.cast::<CpuTables>();
+    // SAFETY: `tables` is fresh host memory for one CpuTables that lives as long as the CPU;
+    // it is initialised before the reference is made.
+    let tables: &'static mut CpuTables = unsafe {
+        tables.as_ptr().write(CpuTables {
+            gdt: x86_64::structures::gdt::GlobalDescriptorTable::new(),
+            tss: x86_64::structures::tss::TaskStateSegment::new(),
+        });
+        &mut *tables.as_ptr()
+    };
+    // SAFETY: runs on `me`'s own CPU, once, interrupts still off (the runtime owns GS here).
+    unsafe { me.install() };
+    CpuTables::install(tables, ist_tops);
+    rt.idt.load();
+    me.timer
+        .call_once(|| apic_timer::init(&me.apic, &rt.tsc, vectors::TIMER));
+    me.mark_joined();
+    x86_64::instructions::interrupts::enable();
+    Ok(())
+}

@@ -43,7 +43,9 @@ impl IrqGuard {
     /// Disables interrupts until the guard is dropped.
     #[inline]
     pub fn new() -> IrqGuard {
-        IrqGuard { saved: save_and_disable() }
+        IrqGuard {
+            saved: save_and_disable(),
+        }
     }
 }
 

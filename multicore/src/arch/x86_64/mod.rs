@@ -2,6 +2,8 @@
 
 pub mod apic;
 pub mod cpu_state;
+pub mod gdt;
+pub mod idt;
 pub mod irq;
 pub mod msr;
 pub mod pit;

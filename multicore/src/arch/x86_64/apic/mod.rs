@@ -5,6 +5,7 @@
 //! modes. QEMU 7.2's TCG has no x2APIC, KVM offers it, and APIC IDs above 255 need it.
 
 pub mod icr;
+pub mod timer;
 
 use crate::phys::LinearMapping;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,14 @@ pub enum Register {
     IcrLow = 0x300,
     /// Interrupt command, high half (xAPIC only).
     IcrHigh = 0x310,
+    /// LVT timer: vector, mask (bit 16), mode (bits 18:17).
+    LvtTimer = 0x320,
+    /// Timer initial count.
+    TimerInitialCount = 0x380,
+    /// Timer current count.
+    TimerCurrentCount = 0x390,
+    /// Timer divide configuration.
+    TimerDivide = 0x3E0,
 }
 
 /// How this CPU's local APIC is reached.
@@ -212,6 +221,12 @@ impl LocalApic {
                 core::ptr::write_volatile((mmio + reg as u64) as *mut u32, value)
             },
         }
+    }
+
+    /// Signals the end of the interrupt being handled (SDM Vol. 3A §11.8.5). Not for NMIs,
+    /// INIT, SIPI or the spurious vector.
+    pub fn eoi(&self) {
+        self.write(Register::Eoi, 0);
     }
 
     /// This CPU's APIC ID (x2APIC: 32 bits; xAPIC: bits 31:24 of the ID register).
