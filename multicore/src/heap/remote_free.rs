@@ -73,25 +73,32 @@ impl RemoteFreeList {
     pub unsafe fn push(&self, block: NonNull<u8>, layout: Layout) {
         debug_assert!(layout.size() >= MIN_BLOCK_SIZE && layout.align() >= MIN_BLOCK_ALIGN);
         let header = block.as_ptr().cast::<BlockHeader>();
-        // Relaxed: the head we read is only stored in our header, never dereferenced.
-        let mut head = self.head.load(Ordering::Relaxed);
         // SAFETY: the caller gives us the block, large and aligned enough for a header.
         unsafe {
             header.write(BlockHeader {
-                next: UnsafeCell::new(head),
+                next: UnsafeCell::new(ptr::null_mut()),
                 size: layout.size(),
                 align: layout.align(),
             });
         }
-        // Release on success publishes the header (and the block's last contents) to the
-        // owner's Acquire swap.
-        while let Err(current) =
-            self.head
-                .compare_exchange_weak(head, header, Ordering::Release, Ordering::Relaxed)
-        {
-            head = current;
-            // SAFETY: not yet published (no CAS succeeded), so still ours alone.
+        // Relaxed: the head we read is only stored in our header, never dereferenced.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // The link is (re)written through the cell on every attempt, so that under loom
+            // the write is a tracked access that the owner's read must be ordered after.
+            // SAFETY: not yet published (no CAS succeeded), so the block is still ours alone.
             unsafe { (*header).next.with_mut(|next| *next = head) };
+            // Release on success publishes the header (and the block's last contents) to the
+            // owner's Acquire swap.
+            match self.head.compare_exchange_weak(
+                head,
+                header,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
         }
     }
 
@@ -227,11 +234,17 @@ mod loom_tests {
                     unsafe { std::alloc::dealloc(p.as_ptr(), l) };
                 }
             };
-            take(&mut seen);
+            // The owner keeps draining until both blocks came back; yielding lets loom run the
+            // pushers in between, so drains race with pushes (a single drain before joining
+            // would only ever see an empty list: loom does not reorder a push before the
+            // owner's first plain load).
+            while seen.len() < 2 {
+                take(&mut seen);
+                thread::yield_now();
+            }
             for t in pushers {
                 t.join().unwrap();
             }
-            take(&mut seen);
             seen.sort_unstable();
             assert_eq!(seen, [1, 2]);
             assert!(list.is_empty());

@@ -21,6 +21,7 @@ pub mod xcall;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::alloc::Layout;
 
 use crate::arch::x86_64::apic::timer as apic_timer;
 use crate::arch::x86_64::apic::LocalApic;
@@ -75,7 +76,7 @@ pub fn tsc() -> Tsc {
 /// The runtime could not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeError {
-    /// Host memory ran out (IST stacks, tables).
+    /// The heap ran out (IST stacks, tables).
     OutOfMemory,
     /// These many online APs did not join within the timeout.
     NotJoined(u32),
@@ -154,25 +155,21 @@ pub fn join(data: &'static CpuData) -> ! {
 /// Per-CPU setup, interrupts off until the end: GS base, this CPU's GDT and TSS with IST
 /// stacks, the shared IDT, the local APIC timer; then interrupts on.
 fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), RuntimeError> {
-    let alloc = |size, align| {
-        rt.host
-            .alloc_zeroed(size, align)
-            .ok_or(RuntimeError::OutOfMemory)
-    };
+    // From the global allocator: before GS is set this CPU draws on its shared pool.
+    let stack_layout = Layout::from_size_align(IST_STACK_SIZE, 16).expect("valid layout");
     let mut ist_tops = [0u64; 3];
     for top in ist_tops.iter_mut() {
-        *top = alloc(IST_STACK_SIZE, 16)?.as_ptr() as u64 + IST_STACK_SIZE as u64;
+        // SAFETY: the layout has a non-zero size.
+        let stack = unsafe { alloc::alloc::alloc_zeroed(stack_layout) };
+        if stack.is_null() {
+            return Err(RuntimeError::OutOfMemory);
+        }
+        *top = stack as u64 + IST_STACK_SIZE as u64;
     }
-    let tables = alloc(core::mem::size_of::<CpuTables>(), 16)?.cast::<CpuTables>();
-    // SAFETY: `tables` is fresh host memory for one CpuTables that lives as long as the CPU;
-    // it is initialised before the reference is made.
-    let tables: &'static mut CpuTables = unsafe {
-        tables.as_ptr().write(CpuTables {
-            gdt: x86_64::structures::gdt::GlobalDescriptorTable::new(),
-            tss: x86_64::structures::tss::TaskStateSegment::new(),
-        });
-        &mut *tables.as_ptr()
-    };
+    let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables {
+        gdt: x86_64::structures::gdt::GlobalDescriptorTable::new(),
+        tss: x86_64::structures::tss::TaskStateSegment::new(),
+    }));
     // SAFETY: runs on `me`'s own CPU, once, interrupts still off (the runtime owns GS here).
     unsafe { me.install() };
     CpuTables::install(tables, ist_tops);

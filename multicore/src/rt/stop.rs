@@ -14,14 +14,31 @@ use crate::arch::x86_64::apic::icr::Icr;
 use crate::boot::park_this_cpu;
 use crate::sync::primitives::{AtomicU32, Ordering};
 
-/// 0: running normally; else 1 + the index of the CPU that is stopping the machine
-/// (`u32::MAX` for a CPU the runtime does not know).
+/// 0: running normally; else 1 + the initial APIC ID of the CPU that is stopping the machine
+/// (the APIC ID, not the runtime index, so that CPUs the runtime does not know yet are told
+/// apart too).
 static STOPPER: AtomicU32 = AtomicU32::new(0);
 /// CPUs that took the stop NMI.
 static STOPPED: AtomicU32 = AtomicU32::new(0);
 
 fn my_tag() -> u32 {
-    current().map_or(u32::MAX, |c| c.index + 1)
+    let apic_id = current().map_or_else(cpuid_apic_id, |c| c.apic_id);
+    apic_id.wrapping_add(1).max(1)
+}
+
+/// This CPU's x2APIC ID (CPUID 0x0B) or initial APIC ID (CPUID 0x01), without the runtime.
+fn cpuid_apic_id() -> u32 {
+    let cpuid = raw_cpuid::CpuId::new();
+    cpuid
+        .get_extended_topology_info()
+        .and_then(|mut levels| levels.next())
+        .map(|level| level.x2apic_id())
+        .or_else(|| {
+            cpuid
+                .get_feature_info()
+                .map(|f| f.initial_local_apic_id() as u32)
+        })
+        .unwrap_or(0)
 }
 
 /// Whether a stop is under way.
