@@ -137,6 +137,8 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         ),
         Err(e) => fail!("{e}"),
     }
+    // The BIOS left the legacy PICs on the exception vectors; the runtime uses the local APIC.
+    multicore::arch::x86_64::pic::remap_and_mask(multicore::rt::vectors::LEGACY_PIC_BASE);
     let runtime = match multicore::rt::start(host, tsc, apic, report.cpus) {
         Ok(rt) => rt,
         Err(e) => fail!("runtime: {e}"),

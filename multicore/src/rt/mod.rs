@@ -23,6 +23,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 
+use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::timer as apic_timer;
 use crate::arch::x86_64::apic::LocalApic;
 use crate::arch::x86_64::gdt::{self, CpuTables};
@@ -95,7 +96,9 @@ impl core::fmt::Display for RuntimeError {
 
 /// Starts the runtime on the BSP and waits for the online APs (those whose entry calls
 /// [`join`]) to join. `cpus` is the bring-up's table (index 0 = BSP). Needs the global
-/// allocator.
+/// allocator, and the legacy PICs kept off the exception vectors
+/// ([`pic::remap_and_mask`](crate::arch::x86_64::pic::remap_and_mask) with
+/// [`vectors::LEGACY_PIC_BASE`]): the runtime enables interrupts.
 pub fn start(
     host: &'static dyn Host,
     tsc: Tsc,
@@ -120,6 +123,15 @@ pub fn start(
         idt,
     });
     setup_this_cpu(rt, rt.cpus[0])?;
+    // Wake the APs halted in `join`: each takes the runtime and sets itself up.
+    for cpu in rt
+        .cpus
+        .iter()
+        .skip(1)
+        .filter(|c| c.data.state() == CpuState::Online)
+    {
+        let _ = apic.send(Icr::fixed(vectors::CALL), cpu.apic_id, &tsc);
+    }
 
     let waiting = |c: &&&PerCpu| c.index != 0 && c.data.state() == CpuState::Online && !c.joined();
     let mut left = rt.cpus.iter().filter(waiting).count();
@@ -141,7 +153,7 @@ pub fn start(
 /// timer, interrupts on) and idles, serving cross-CPU calls. Call it at the end of the AP's
 /// entry function, after `mark_online`.
 pub fn join(data: &'static CpuData) -> ! {
-    let rt = RUNTIME.wait();
+    let rt = wait_for_runtime();
     let me = rt.cpus[data.index as usize];
     if let Err(e) = setup_this_cpu(rt, me) {
         stop::fatal(format_args!(
@@ -152,6 +164,30 @@ pub fn join(data: &'static CpuData) -> ! {
     idle::idle_loop()
 }
 
+/// The IDT an AP uses while it waits for the runtime: no IST stacks (its TSS does not exist
+/// yet), only so that the BSP's wake-up IPI (or a fault) has somewhere to go.
+static WAITING_IDT: crate::sync::Lazy<Idt> =
+    crate::sync::Lazy::new(|| Idt::new(gdt::KERNEL_CS.0, &[]));
+
+/// Halts (interrupts on, nothing else to serve) until the BSP publishes the runtime and sends
+/// the wake-up IPI, instead of spinning: with many vCPUs on few host cores, spinning APs would
+/// take the host time the BSP needs to get there. Returns with interrupts off.
+fn wait_for_runtime() -> &'static Runtime {
+    if let Some(rt) = RUNTIME.get() {
+        return rt;
+    }
+    WAITING_IDT.load();
+    loop {
+        x86_64::instructions::interrupts::disable();
+        if let Some(rt) = RUNTIME.get() {
+            return rt;
+        }
+        // SAFETY: STI; HLT with the check above done with interrupts off: a wake-up IPI sent
+        // after the check is taken by the HLT (see idle.rs). No memory is touched.
+        unsafe { core::arch::asm!("sti", "hlt", options(nomem, nostack)) };
+    }
+}
+
 /// Per-CPU setup, interrupts off until the end: GS base, this CPU's GDT and TSS with IST
 /// stacks, the shared IDT, the local APIC timer; then interrupts on.
 fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), RuntimeError> {
@@ -159,8 +195,9 @@ fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), Runti
     let stack_layout = Layout::from_size_align(IST_STACK_SIZE, 16).expect("valid layout");
     let mut ist_tops = [0u64; 3];
     for top in ist_tops.iter_mut() {
-        // SAFETY: the layout has a non-zero size.
-        let stack = unsafe { alloc::alloc::alloc_zeroed(stack_layout) };
+        // SAFETY: the layout has a non-zero size. Not zeroed: a stack needs no initial contents
+        // (and clearing costs where ring-0 code is emulated).
+        let stack = unsafe { alloc::alloc::alloc(stack_layout) };
         if stack.is_null() {
             return Err(RuntimeError::OutOfMemory);
         }

@@ -12,7 +12,9 @@ use super::percpu::current;
 use super::runtime;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::boot::park_this_cpu;
-use crate::sync::primitives::{AtomicU32, Ordering};
+// core atomics, not the loom-switchable ones: these are statics, and the stop path is not
+// model-checked (it ends the machine).
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// 0: running normally; else 1 + the initial APIC ID of the CPU that is stopping the machine
 /// (the APIC ID, not the runtime index, so that CPUs the runtime does not know yet are told

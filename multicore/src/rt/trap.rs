@@ -48,14 +48,19 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             cpu.count_timer();
             cpu.apic.eoi();
         }
-        vectors::CALL => {
-            let cpu = current().expect("IPI before the runtime");
-            cpu.ipis
-                .fetch_add(1, crate::sync::primitives::Ordering::Relaxed);
-            cpu.apic.eoi();
-            cpu.calls.run_pending();
-        }
+        vectors::CALL => match current() {
+            Some(cpu) => {
+                cpu.ipis
+                    .fetch_add(1, crate::sync::primitives::Ordering::Relaxed);
+                cpu.apic.eoi();
+                cpu.calls.run_pending();
+            }
+            // An AP halted in `join` before the runtime existed: this IPI only wakes it.
+            None => crate::arch::x86_64::apic::LocalApic::current().eoi(),
+        },
         vectors::SPURIOUS => {} // no EOI for spurious interrupts (SDM Vol. 3A §11.9)
+        // Spurious IRQ 7 / 15 of the masked legacy PICs: nothing to acknowledge at the APIC.
+        v if v == vectors::LEGACY_PIC_BASE + 7 || v == vectors::LEGACY_PIC_BASE + 15 => {}
         _ => {
             if let Some(cpu) = current() {
                 cpu.apic.eoi();

@@ -7,6 +7,10 @@ pub const DOUBLE_FAULT: u8 = 8;
 /// Machine check (on its own IST stack).
 pub const MACHINE_CHECK: u8 = 18;
 
+/// Where the legacy PICs are moved (and masked): IRQ 0..15 at 0x20..0x2F, never raised except
+/// as a spurious IRQ 7/15, which the dispatcher ignores.
+pub const LEGACY_PIC_BASE: u8 = 0x20;
+
 /// Local APIC timer.
 pub const TIMER: u8 = 0x30;
 /// Cross-CPU call / wake-up IPI: "look at your call queue".

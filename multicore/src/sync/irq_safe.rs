@@ -65,7 +65,8 @@ unsafe impl<R: Sync> Sync for RawIrqSafe<R> {}
 
 impl<R: RawMutex> RawIrqSafe<R> {
     const_fn_unless_loom! {
-        /// Wraps `inner`, which must be unlocked.
+        /// Wraps `inner`, which should be unlocked: a locked one is never released, as no guard
+        /// for it exists.
         pub fn new(inner: R) -> Self {
             RawIrqSafe { inner, saved: UnsafeCell::new(None) }
         }
@@ -283,44 +284,15 @@ mod loom_tests {
     //! thread-local interrupt flag of `arch::x86_64::irq`'s host stand-in: the flag says nothing
     //! about a single model thread here and is not asserted on.
     use super::*;
-    use loom::sync::Arc;
-    use loom::thread;
-
-    struct Shared<R> {
-        lock: lock_api::Mutex<RawIrqSafe<R>, ()>,
-        value: UnsafeCell<u32>,
-    }
-
-    // SAFETY: `value` is only accessed under `lock` (which is what the tests check).
-    unsafe impl<R: Sync> Sync for Shared<R> {}
-
-    fn model<R: RawMutex + Send + Sync + 'static>(raw: fn() -> R) {
-        let shared = Arc::new(Shared {
-            lock: lock_api::Mutex::from_raw(RawIrqSafe::new(raw()), ()),
-            value: UnsafeCell::new(0),
-        });
-        let increment = |shared: &Shared<R>| {
-            let _guard = shared.lock.lock();
-            // SAFETY: the lock is held.
-            shared.value.with_mut(|v| unsafe { *v += 1 });
-        };
-        let other = {
-            let shared = shared.clone();
-            thread::spawn(move || increment(&shared))
-        };
-        increment(&shared);
-        other.join().unwrap();
-        // SAFETY: the other thread has been joined.
-        assert_eq!(shared.value.with(|v| unsafe { *v }), 2);
-    }
+    use crate::sync::loom_models;
 
     #[test]
     fn spin_excludes() {
-        loom::model(|| model(RawSpinMutex::new));
+        loom::model(|| loom_models::mutex(|| RawIrqSafe::new(RawSpinMutex::new()), 2, 0));
     }
 
     #[test]
-    fn ticket_excludes() {
-        loom::model(|| model(RawTicketLock::new));
+    fn ticket_excludes_with_try_lock() {
+        loom::model(|| loom_models::mutex(|| RawIrqSafe::new(RawTicketLock::new()), 1, 2));
     }
 }

@@ -43,6 +43,8 @@ macro_rules! const_fn_unless_loom {
 
 mod backoff;
 pub mod irq_safe;
+#[cfg(all(test, loom))]
+mod loom_models;
 pub mod once;
 pub mod primitives;
 pub mod spin;

@@ -40,6 +40,8 @@ const POISONED: u32 = 3;
 /// A value written once, by whichever CPU calls [`Once::call_once`] first, then shared.
 ///
 /// An initialiser must not call back into the same `Once`: it would wait for itself forever.
+/// For the same reason an interrupt handler must not use a `Once` (or [`Lazy`]) that the code
+/// it interrupted might be initialising: initialise such values before enabling interrupts.
 pub struct Once<T> {
     state: AtomicU32,
     /// Written once, by the caller that moved `state` to `RUNNING`; read only after `state`
@@ -425,15 +427,26 @@ mod loom_tests {
     fn get_sees_a_complete_value_or_none() {
         loom::model(|| {
             let once = Arc::new(Once::new());
+            let reader = {
+                let once = once.clone();
+                // The value cell is a loom cell: reading it without the initialiser's write
+                // ordered before the read would be reported.
+                thread::spawn(move || once.get().copied())
+            };
+            assert_eq!(*once.call_once(|| 5usize), 5);
+            assert!(matches!(reader.join().unwrap(), None | Some(5)));
+        });
+    }
+
+    #[test]
+    fn wait_sees_the_value_initialised_elsewhere() {
+        loom::model(|| {
+            let once = Arc::new(Once::new());
             let writer = {
                 let once = once.clone();
                 thread::spawn(move || *once.call_once(|| 5usize))
             };
-            // The value cell is a loom cell: reading it before the initialiser's write is
-            // ordered before us would be reported.
-            if let Some(value) = once.get() {
-                assert_eq!(*value, 5);
-            }
+            assert_eq!(*once.wait(), 5);
             assert_eq!(writer.join().unwrap(), 5);
         });
     }

@@ -160,6 +160,9 @@ const READER_MASK: u64 = 0xFFFF_FFFF_0000_0000;
 ///
 /// Among writers there is no order: whichever sees the lock free first takes it.
 ///
+/// Read locks do not nest: a CPU holding a read lock that asks for it again while a writer
+/// waits queues behind that writer, which waits for the first read lock to go: deadlock.
+///
 /// Every change to the word is a read-modify-write, so a writer's `Acquire` CAS synchronizes with
 /// the `Release` unlocks of *all* the readers that left before it, not only the last one: an RMW
 /// continues the release sequence of the stores before it.
@@ -512,70 +515,19 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
+    //! At most two threads block in a model; see `sync::loom_models` for why.
     use super::*;
-    use crate::sync::primitives::UnsafeCell;
-    use loom::sync::Arc;
+    use crate::sync::loom_models::{self, Guarded};
     use loom::thread;
-
-    /// A counter the locks are supposed to protect; loom reports any unsynchronized access.
-    struct Shared<L> {
-        lock: L,
-        value: UnsafeCell<usize>,
-    }
-
-    // SAFETY: `value` is only accessed under `lock` (which is what the tests check).
-    unsafe impl<L: Sync> Sync for Shared<L> {}
-
-    fn increment<L>(shared: &Shared<lock_api::Mutex<L, ()>>)
-    where
-        L: RawMutex,
-    {
-        let _guard = shared.lock.lock();
-        // SAFETY: the lock is held.
-        shared.value.with_mut(|v| unsafe { *v += 1 });
-    }
 
     #[test]
     fn mutex_excludes() {
-        loom::model(|| {
-            let shared = Arc::new(Shared {
-                lock: lock_api::Mutex::from_raw(RawSpinMutex::new(), ()),
-                value: UnsafeCell::new(0),
-            });
-            let threads: Vec<_> = (0..2)
-                .map(|_| {
-                    let shared = shared.clone();
-                    thread::spawn(move || increment(&shared))
-                })
-                .collect();
-            increment(&shared);
-            threads.into_iter().for_each(|t| t.join().unwrap());
-            // SAFETY: every other thread has been joined.
-            assert_eq!(shared.value.with(|v| unsafe { *v }), 3);
-        });
+        loom::model(|| loom_models::mutex(RawSpinMutex::new, 2, 0));
     }
 
     #[test]
-    fn mutex_try_lock_excludes() {
-        loom::model(|| {
-            let shared = Arc::new(Shared {
-                lock: lock_api::Mutex::from_raw(RawSpinMutex::new(), ()),
-                value: UnsafeCell::new(0),
-            });
-            let other = {
-                let shared = shared.clone();
-                thread::spawn(move || increment(&shared))
-            };
-            let mut mine = 0;
-            if let Some(_guard) = shared.lock.try_lock() {
-                // SAFETY: the lock is held.
-                shared.value.with_mut(|v| unsafe { *v += 1 });
-                mine = 1;
-            }
-            other.join().unwrap();
-            // SAFETY: the other thread has been joined.
-            assert_eq!(shared.value.with(|v| unsafe { *v }), 1 + mine);
-        });
+    fn mutex_excludes_with_try_lock() {
+        loom::model(|| loom_models::mutex(RawSpinMutex::new, 1, 2));
     }
 
     /// The check checks something: a lock whose unlock is `Relaxed` must be caught.
@@ -606,82 +558,111 @@ mod loom_tests {
                 self.0.store(false, Relaxed);
             }
         }
-        loom::model(|| {
-            let shared = Arc::new(Shared {
-                lock: lock_api::Mutex::from_raw(Broken(AtomicBool::new(false)), ()),
-                value: UnsafeCell::new(0),
-            });
-            let other = {
-                let shared = shared.clone();
-                thread::spawn(move || increment(&shared))
-            };
-            increment(&shared);
-            other.join().unwrap();
-        });
+        loom::model(|| loom_models::mutex(|| Broken(AtomicBool::new(false)), 2, 0));
     }
 
-    fn rwlock_model(writers: usize, readers: usize) {
-        let shared = Arc::new(Shared {
-            lock: lock_api::RwLock::from_raw(RawSpinRwLock::new(), ()),
-            value: UnsafeCell::new(0),
-        });
-        let mut threads = Vec::new();
-        for _ in 0..writers {
-            let shared = shared.clone();
-            threads.push(thread::spawn(move || {
+    /// How a model thread uses the rwlock.
+    #[derive(Clone, Copy)]
+    enum Use {
+        Write,
+        Read,
+        TryWrite,
+        TryRead,
+    }
+
+    type TestRwLock = lock_api::RwLock<RawSpinRwLock, ()>;
+
+    /// Uses the lock as `use_` says; returns how many writes it made. Readers check they never
+    /// overlap a write (loom would report the access) and see at most `max` writes.
+    fn run(shared: &Guarded<TestRwLock>, use_: Use, max: usize) -> usize {
+        match use_ {
+            Use::Write => {
                 let _guard = shared.lock.write();
-                // SAFETY: the exclusive lock is held.
-                shared.value.with_mut(|v| unsafe { *v += 1 });
-            }));
-        }
-        for _ in 0..readers {
-            let shared = shared.clone();
-            threads.push(thread::spawn(move || {
+                shared.bump();
+                1
+            }
+            Use::TryWrite => match shared.lock.try_write() {
+                Some(_guard) => {
+                    shared.bump();
+                    1
+                }
+                None => 0,
+            },
+            Use::Read => {
                 let _guard = shared.lock.read();
-                // SAFETY: a shared lock is held: only reads can overlap.
-                let seen = shared.value.with(|v| unsafe { *v });
-                assert!(seen <= writers);
-            }));
+                assert!(shared.read() <= max);
+                0
+            }
+            Use::TryRead => {
+                if let Some(_guard) = shared.lock.try_read() {
+                    assert!(shared.read() <= max);
+                }
+                0
+            }
         }
-        threads.into_iter().for_each(|t| t.join().unwrap());
-        // SAFETY: every other thread has been joined.
-        assert_eq!(shared.value.with(|v| unsafe { *v }), writers);
+    }
+
+    /// One thread per entry of `uses`, the first on the main thread; checks the total.
+    fn rwlock(uses: &[Use]) {
+        let blocking = uses
+            .iter()
+            .filter(|u| matches!(u, Use::Write | Use::Read))
+            .count();
+        assert!(blocking == 1 || uses.len() <= 2, "see sync::loom_models");
+        let shared = Guarded::new(lock_api::RwLock::from_raw(RawSpinRwLock::new(), ()));
+        let max = uses.len();
+        let threads: Vec<_> = uses[1..]
+            .iter()
+            .map(|&use_| {
+                let shared = shared.clone();
+                thread::spawn(move || run(&shared, use_, max))
+            })
+            .collect();
+        let mut writes = run(&shared, uses[0], max);
+        writes += threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum::<usize>();
+        assert_eq!(shared.read(), writes);
         assert!(!shared.lock.is_locked());
     }
 
     #[test]
-    fn rwlock_writer_excludes_readers() {
-        loom::model(|| rwlock_model(1, 2));
+    fn rwlock_writer_excludes_reader() {
+        loom::model(|| rwlock(&[Use::Write, Use::Read]));
     }
 
     #[test]
     fn rwlock_writers_exclude_each_other() {
-        loom::model(|| rwlock_model(2, 1));
+        loom::model(|| rwlock(&[Use::Write, Use::Write]));
+    }
+
+    #[test]
+    fn rwlock_writer_excludes_two_readers() {
+        loom::model(|| rwlock(&[Use::Write, Use::TryRead, Use::TryRead]));
+    }
+
+    #[test]
+    fn rwlock_reader_excludes_writers() {
+        loom::model(|| rwlock(&[Use::Read, Use::TryWrite, Use::TryRead]));
     }
 
     #[test]
     fn rwlock_downgrade_publishes() {
         loom::model(|| {
-            let shared = Arc::new(Shared {
-                lock: lock_api::RwLock::from_raw(RawSpinRwLock::new(), ()),
-                value: UnsafeCell::new(0),
-            });
+            let shared = Guarded::new(lock_api::RwLock::from_raw(RawSpinRwLock::new(), ()));
             let writer = {
                 let shared = shared.clone();
                 thread::spawn(move || {
                     let guard = shared.lock.write();
-                    // SAFETY: the exclusive lock is held.
-                    shared.value.with_mut(|v| unsafe { *v = 1 });
+                    shared.bump();
                     let _reader = lock_api::RwLockWriteGuard::downgrade(guard);
-                    // SAFETY: a shared lock is held.
-                    assert_eq!(shared.value.with(|v| unsafe { *v }), 1);
+                    assert_eq!(shared.read(), 1);
                 })
             };
             {
                 let _guard = shared.lock.read();
-                // SAFETY: a shared lock is held.
-                let seen = shared.value.with(|v| unsafe { *v });
-                assert!(seen <= 1);
+                assert!(shared.read() <= 1);
             }
             writer.join().unwrap();
         });

@@ -6,6 +6,7 @@ pub mod gdt;
 pub mod idt;
 pub mod irq;
 pub mod msr;
+pub mod pic;
 pub mod pit;
 pub mod trampoline;
 pub mod tsc;

@@ -170,6 +170,23 @@ impl LocalApic {
         apic
     }
 
+    /// This CPU's local APIC in the mode the BSP chose, without touching the hardware (for a
+    /// CPU that [`LocalApic::init_ap`] already set up, e.g. to send an EOI).
+    ///
+    /// # Panics
+    /// If the BSP has not called [`LocalApic::init_bsp`].
+    pub fn current() -> LocalApic {
+        let mode = match BSP_MODE.load(Ordering::Acquire) {
+            0 => panic!("LocalApic::current before init_bsp"),
+            1 => ApicMode::X2Apic,
+            mmio => ApicMode::XApic {
+                phys: BSP_XAPIC_PHYS.load(Ordering::Relaxed),
+                mmio,
+            },
+        };
+        LocalApic { mode }
+    }
+
     /// The mode in use.
     pub fn mode(&self) -> ApicMode {
         self.mode
