@@ -12,7 +12,7 @@ APPEND  ?=
 IMAGE   := target/x86_64-unknown-none/release/rust_multicore
 CARGO   ?= cargo
 
-.PHONY: all asm rust run debug test test-host test-qemu lint setup setup-qemu10 clean
+.PHONY: all asm rust run debug test test-host test-loom test-qemu lint setup setup-qemu10 clean
 
 all: rust
 
@@ -33,10 +33,15 @@ run: setup
 debug: setup
 	$(CARGO) xtask run --gdb --smp $(SMP) --machine $(MACHINE) --accel $(ACCEL) $(if $(APPEND),--append '$(APPEND)')
 
-test: setup test-host lint test-qemu
+test: setup test-host test-loom lint test-qemu
 
 test-host:
 	$(CARGO) test
+
+# The lock, cross-call queue and remote-free models under loom (every interleaving of a few
+# threads); a build of its own, in its own target directory.
+test-loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release -p multicore --lib -- loom
 
 lint:
 	$(CARGO) fmt --all --check

@@ -81,7 +81,7 @@ pub struct ArenaStats {
 /// zero-initialised so it lands in `.bss`); CPUs with a higher index, or before
 /// [`CurrentCpu::current`] knows them, use the shared pool.
 ///
-/// ```ignore
+/// ```text
 /// #[global_allocator]
 /// static HEAP: PerCpuHeap<KernelCpu> = PerCpuHeap::new();
 /// // BSP, once, before anything allocates:

@@ -166,8 +166,8 @@ pub fn join(data: &'static CpuData) -> ! {
 
 /// The IDT an AP uses while it waits for the runtime: no IST stacks (its TSS does not exist
 /// yet), only so that the BSP's wake-up IPI (or a fault) has somewhere to go.
-static WAITING_IDT: crate::sync::Lazy<Idt> =
-    crate::sync::Lazy::new(|| Idt::new(gdt::KERNEL_CS.0, &[]));
+/// (`spin::Once`, not the loom-checkable `sync::Once`: loom types cannot live in statics.)
+static WAITING_IDT: spin::Once<Idt> = spin::Once::new();
 
 /// Halts (interrupts on, nothing else to serve) until the BSP publishes the runtime and sends
 /// the wake-up IPI, instead of spinning: with many vCPUs on few host cores, spinning APs would
@@ -176,7 +176,9 @@ fn wait_for_runtime() -> &'static Runtime {
     if let Some(rt) = RUNTIME.get() {
         return rt;
     }
-    WAITING_IDT.load();
+    WAITING_IDT
+        .call_once(|| Idt::new(gdt::KERNEL_CS.0, &[]))
+        .load();
     loop {
         x86_64::instructions::interrupts::disable();
         if let Some(rt) = RUNTIME.get() {

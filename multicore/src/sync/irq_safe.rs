@@ -17,6 +17,9 @@
 //!   spin with theirs off too.
 //! - Never wait for another CPU to handle an interrupt (an IPI, a cross-CPU call, a TLB
 //!   shootdown) while holding one: that CPU may be spinning, interrupts off, on this very lock.
+//!
+//! None of this helps against NMIs, which `cli` does not mask: an NMI handler must not take
+//! any lock that other code on its CPU may hold.
 
 use core::fmt;
 

@@ -39,10 +39,11 @@ impl CpuTables {
             tables.tss.interrupt_stack_table[slot] = VirtAddr::new(*top);
         }
         let tables: &'static CpuTables = {
+            let tss_ptr: *const TaskStateSegment = &raw const tables.tss;
             // SAFETY: the TSS is not written again after this point (the CPU itself only sets
             // the busy bit in the GDT's copy of the descriptor), so a shared 'static reference
             // to it may coexist with the write of the `gdt` field below.
-            let tss: &'static TaskStateSegment = unsafe { &*(&raw const tables.tss) };
+            let tss: &'static TaskStateSegment = unsafe { &*tss_ptr };
             let mut gdt = GlobalDescriptorTable::new();
             let cs = gdt.append(Descriptor::kernel_code_segment());
             let ds = gdt.append(Descriptor::kernel_data_segment());
