@@ -256,8 +256,10 @@ mod tests {
     }
 
     fn count<R: RawMutex + Sync>(mutex: lock_api::Mutex<RawIrqSafe<R>, usize>) -> usize {
+        // Few rounds: the ticket variant hands the lock to one particular thread, and on a
+        // loaded two-core host that thread may wait behind other processes for every hand-off.
         const THREADS: usize = 4;
-        const ITERS: usize = 10_000;
+        const ITERS: usize = 2_000;
         thread::scope(|s| {
             for _ in 0..THREADS {
                 s.spawn(|| {
@@ -276,8 +278,8 @@ mod tests {
 
     #[test]
     fn threads_reach_exact_total() {
-        assert_eq!(count(IrqSafeMutex::new(0)), 40_000);
-        assert_eq!(count(IrqSafeTicketMutex::new(0)), 40_000);
+        assert_eq!(count(IrqSafeMutex::new(0)), 8_000);
+        assert_eq!(count(IrqSafeTicketMutex::new(0)), 8_000);
     }
 }
 

@@ -13,11 +13,17 @@ pub use core::sync::atomic::{
 };
 
 /// Tells the CPU (or loom's scheduler) that this thread is spinning.
+///
+/// In host unit tests the "CPUs" are OS threads that the host may deschedule while they hold
+/// a lock, and a waiter spinning with PAUSE would burn its whole time slice (more threads than
+/// cores made a 40 000-round lock test take minutes): there it yields to the OS scheduler.
 #[inline]
 pub fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
-    #[cfg(not(loom))]
+    #[cfg(all(test, not(loom)))]
+    std::thread::yield_now();
+    #[cfg(not(any(test, loom)))]
     core::hint::spin_loop();
 }
 
