@@ -12,7 +12,7 @@ APPEND  ?=
 IMAGE   := target/x86_64-unknown-none/release/rust_multicore
 CARGO   ?= cargo
 
-.PHONY: all asm rust run debug test test-host test-loom test-qemu lint setup setup-qemu10 clean
+.PHONY: all asm rust run debug test test-host test-loom test-qemu lint bench bench-quick setup setup-qemu10 clean
 
 all: rust
 
@@ -33,7 +33,7 @@ run: setup
 debug: setup
 	$(CARGO) xtask run --gdb --smp $(SMP) --machine $(MACHINE) --accel $(ACCEL) $(if $(APPEND),--append '$(APPEND)')
 
-test: setup test-host test-loom lint test-qemu
+test: setup test-host test-loom lint test-qemu bench-quick
 
 test-host:
 	$(CARGO) test
@@ -50,6 +50,15 @@ lint:
 
 test-qemu:
 	$(CARGO) xtask qemu-test
+
+# Bring-up benchmark: many boots per point, a Markdown table on the terminal and in
+# bench/latest.md. bench-quick is the smoke run `make test` exercises (its numbers are not
+# asserted; the runner fails if any boot fails or a figure is missing).
+bench: setup
+	$(CARGO) xtask bench
+
+bench-quick: setup
+	$(CARGO) xtask bench --quick --out target/bench-quick.md
 
 setup:
 	@bash scripts/setup.sh

@@ -12,7 +12,10 @@
 //! - `test=NAME`: a fault or load injected for the integration tests (none by default):
 //!   `absent-ap` adds an AP with an APIC ID no CPU has (the start path's timeout, retry and
 //!   error), `panic-ap` panics on CPU 1, `fault-ap` makes CPU 1 touch unmapped memory, and
-//!   `lock-torture` runs the lock checks with many more iterations.
+//!   `lock-torture` runs the lock checks with many more iterations;
+//! - `bench=floor`: measure the wake-up floor first (a minimal real-mode probe started with the
+//!   same IPIs, which only counts itself in and halts), then bring the CPUs up and stop there,
+//!   printing both figures for the benchmark runner.
 //!
 //! Parsing is strict, because a typo silently falling back to a default would make a test run
 //! measure something other than intended: unknown keys, malformed or out-of-range values and
@@ -101,6 +104,22 @@ impl TestCase {
     }
 }
 
+/// A measurement the benchmark runner asks for (`bench=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchMode {
+    /// The wake-up floor probe, then the bring-up, then exit.
+    Floor,
+}
+
+impl BenchMode {
+    /// The command line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+        }
+    }
+}
+
 /// The parsed command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -114,6 +133,8 @@ pub struct Options {
     pub ap_stack_size: usize,
     /// `test=`: a fault to inject, for the integration tests.
     pub test: Option<TestCase>,
+    /// `bench=`: a measurement for the benchmark runner.
+    pub bench: Option<BenchMode>,
 }
 
 impl Default for Options {
@@ -124,6 +145,7 @@ impl Default for Options {
             max_cpus: DEFAULT_MAX_CPUS,
             ap_stack_size: DEFAULT_AP_STACK_SIZE,
             test: None,
+            bench: None,
         }
     }
 }
@@ -146,8 +168,11 @@ impl fmt::Display for Options {
         } else {
             write!(f, "{size}")
         }?;
-        match self.test {
-            Some(test) => write!(f, " test={}", test.as_str()),
+        if let Some(test) = self.test {
+            write!(f, " test={}", test.as_str())?;
+        }
+        match self.bench {
+            Some(bench) => write!(f, " bench={}", bench.as_str()),
             None => Ok(()),
         }
     }
@@ -231,7 +256,7 @@ impl fmt::Display for CmdlineError<'_> {
         write!(
             f,
             "; valid options: bringup=sequential|parallel, delays=spec|fast, maxcpus=1..{}, \
-             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture",
+             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor",
             MAX_SUPPORTED_CPUS,
             MIN_AP_STACK_SIZE / KIB,
             MAX_AP_STACK_SIZE / MIB,
@@ -250,9 +275,10 @@ enum Key {
     MaxCpus,
     ApStack,
     Test,
+    Bench,
 }
 
-const KEY_COUNT: usize = 5;
+const KEY_COUNT: usize = 6;
 
 /// Parses a command line. An empty (or all-whitespace) line gives [`Options::default`].
 pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
@@ -268,6 +294,7 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
             "maxcpus" => Key::MaxCpus,
             "apstack" => Key::ApStack,
             "test" => Key::Test,
+            "bench" => Key::Bench,
             _ => return Err(CmdlineError::UnknownOption { token }),
         };
         if core::mem::replace(&mut seen[key as usize], true) {
@@ -300,6 +327,12 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
                     .ok_or(CmdlineError::OutOfRange { token })?;
             }
             Key::ApStack => options.ap_stack_size = parse_stack_size(token, value)?,
+            Key::Bench => {
+                options.bench = match value {
+                    "floor" => Some(BenchMode::Floor),
+                    _ => return Err(invalid),
+                }
+            }
             Key::Test => {
                 options.test = match value {
                     "absent-ap" => Some(TestCase::AbsentAp),
@@ -359,7 +392,7 @@ mod tests {
 
     const VALID: &str = "valid options: bringup=sequential|parallel, delays=spec|fast, \
                          maxcpus=1..4096, apstack=8K..1M (multiple of 4K), \
-                         test=absent-ap|panic-ap|fault-ap|lock-torture";
+                         test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor";
 
     #[test]
     fn defaults() {
@@ -369,6 +402,7 @@ mod tests {
             max_cpus: 1024,
             ap_stack_size: 16 * 1024,
             test: None,
+            bench: None,
         };
         assert_eq!(Options::default(), expected);
         assert_eq!(parse(""), Ok(expected));
@@ -402,6 +436,7 @@ mod tests {
                 max_cpus: 6,
                 ap_stack_size: 32 * 1024,
                 test: None,
+                bench: None,
             }
         );
     }

@@ -4,9 +4,11 @@
 //! cargo xtask build                 build the image (and its PVH-only twin)
 //! cargo xtask run [options]         boot the demo in QEMU, serial on the terminal
 //! cargo xtask qemu-test [filter]    the QEMU integration tests (each run has a timeout)
+//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor
 //! ```
 //! The environment variable `QEMU` names the qemu-system-x86_64 binary (default: from PATH).
 
+mod bench;
 mod build;
 mod cases;
 mod check;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         }),
         Some("run") => run(&args[1..]),
         Some("qemu-test") => cases::run_all(args.get(1).map(String::as_str)),
+        Some("bench") => bench_args(&args[1..]).and_then(bench::run),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -38,7 +41,24 @@ const USAGE: &str = "usage:
   cargo xtask build
   cargo xtask run [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--pvh]
                   [--append 'key=value ...'] [--gdb] [-- extra qemu args]
-  cargo xtask qemu-test [name-filter]";
+  cargo xtask qemu-test [name-filter]
+  cargo xtask bench [--quick] [--out FILE]";
+
+fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
+    let mut options = bench::BenchOptions {
+        quick: false,
+        out: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--out" => options.out = Some(it.next().ok_or("--out needs a file")?.into()),
+            other => return Err(format!("unknown bench option `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
 
 /// `cargo xtask run`: the demo on the terminal. Exits 0 when the kernel reports success.
 fn run(args: &[String]) -> Result<(), String> {

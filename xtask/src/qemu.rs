@@ -119,6 +119,8 @@ fn parse_version(text: &str) -> Option<(u32, u32)> {
 pub struct Outcome {
     /// Serial output (stdout).
     pub serial: String,
+    /// Each serial line with the time since QEMU was started when the runner read it.
+    pub timed_lines: Vec<(Duration, String)>,
     /// QEMU's own messages (stderr).
     pub stderr: String,
     /// Exit status, `None` if killed.
@@ -165,6 +167,7 @@ pub fn run(
         text
     });
     let mut serial = String::new();
+    let mut timed_lines = Vec::new();
     let mut timed_out = false;
     let mut stopped = false;
     loop {
@@ -172,8 +175,10 @@ pub fn run(
         match rx.recv_timeout(left.max(Duration::from_millis(1))) {
             Ok(line) => {
                 let hit = stop_after.is_some_and(|s| line.contains(s));
-                serial.push_str(line.trim_end_matches('\r'));
+                let line = line.trim_end_matches('\r').to_string();
+                serial.push_str(&line);
                 serial.push('\n');
+                timed_lines.push((start.elapsed(), line));
                 if hit {
                     stopped = true;
                     let _ = child.kill();
@@ -200,6 +205,7 @@ pub fn run(
     let stderr = err_reader.join().unwrap_or_default();
     Ok(Outcome {
         serial,
+        timed_lines,
         stderr,
         exit: status.code(),
         timed_out,

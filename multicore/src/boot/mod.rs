@@ -4,6 +4,7 @@
 pub mod ap_entry;
 pub mod cpu_data;
 pub mod delays;
+pub mod floor;
 pub mod host;
 pub mod lowmem;
 pub mod start;

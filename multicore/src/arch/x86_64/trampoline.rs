@@ -37,6 +37,8 @@ pub struct TrampolineParams {
     pub stray: u32,
 }
 
+core::arch::global_asm!(include_str!("floor_probe.S"));
+
 core::arch::global_asm!(
     include_str!("trampoline.S"),
     P_CR3 = const offset_of!(TrampolineParams, cr3),
