@@ -1,13 +1,15 @@
 //! The serial console on COM1, shared by every CPU.
 
 use core::fmt::{self, Write};
-use spin::Mutex;
+use multicore::sync::IrqSafeMutex;
 use uart_16550::SerialPort;
 
 /// COM1's I/O base (the port QEMU's `-serial stdio` connects).
 const COM1: u16 = 0x3F8;
 
-static SERIAL: Mutex<Option<SerialPort>> = Mutex::new(None);
+/// Interrupt-safe: a cross-CPU call or handler that prints on a CPU whose interrupted code holds
+/// the console must not deadlock on it.
+static SERIAL: IrqSafeMutex<Option<SerialPort>> = IrqSafeMutex::new(None);
 
 /// Sets up COM1 (115200 8N1, FIFOs on). Call once on the BSP before printing.
 pub fn init() {
@@ -26,14 +28,13 @@ pub fn print(args: fmt::Arguments<'_>) {
 }
 
 /// Writes `args` after every other CPU was stopped: a stopped CPU may have been holding the
-/// lock mid-line, so the lock is taken over rather than waited for.
+/// console lock mid-line, so the lock is bypassed (not waited for, not forced, which would run
+/// its unlock path for another CPU): COM1 is driven directly, it was set up by `init`.
 pub fn print_after_stop(args: fmt::Arguments<'_>) {
-    if SERIAL.is_locked() {
-        // SAFETY: the other CPUs are halted for good (stop-all), so whoever held the lock will
-        // never touch the port again; this CPU is the only one printing from now on.
-        unsafe { SERIAL.force_unlock() };
-    }
-    print(args);
+    // SAFETY: every other CPU is halted for good (stop-all), so this CPU is the only one
+    // touching COM1 from now on; the port was initialised by `init`.
+    let mut port = unsafe { SerialPort::new(COM1) };
+    let _ = port.write_fmt(args);
 }
 
 /// Prints a line on the serial console.

@@ -32,6 +32,8 @@ struct Point {
     strategy: &'static str,
     delays: &'static str,
     samples: Vec<Sample>,
+    /// Boots that failed and were repeated (each is reported under the table).
+    failures: Vec<String>,
 }
 
 /// The value of `key=` in `line` (`key=123 other=...`).
@@ -112,6 +114,7 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
                     strategy,
                     delays,
                     samples: Vec::new(),
+                    failures: Vec::new(),
                 });
             }
         }
@@ -129,31 +132,53 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
                 point.delays,
                 boot + 1
             );
-            let mut cmd = qemu.base_command(point.accel, "microvm", &images.multiboot);
-            cmd.args(["-smp", &point.cpus.to_string()]);
-            cmd.args([
-                "-append",
-                &format!(
-                    "bringup={} delays={} bench=floor",
-                    point.strategy, point.delays
-                ),
-            ]);
-            let out = qemu::run(cmd, Duration::from_secs(180), None)?;
-            if out.exit != Some(33) {
-                return Err(format!(
-                    "\nboot failed ({:?}) for {} -smp {} {} {}:\n{}{}",
-                    out.exit,
-                    point.accel.name(),
-                    point.cpus,
-                    point.strategy,
-                    point.delays,
-                    out.serial,
-                    out.stderr
-                ));
+            // A failed boot is repeated once and reported in the results; a second failure
+            // of the same boot ends the run.
+            let mut attempt = 0;
+            loop {
+                let mut cmd = qemu.base_command(point.accel, "microvm", &images.multiboot);
+                cmd.args(["-smp", &point.cpus.to_string()]);
+                cmd.args([
+                    "-append",
+                    &format!(
+                        "bringup={} delays={} bench=floor",
+                        point.strategy, point.delays
+                    ),
+                ]);
+                let out = qemu::run(cmd, Duration::from_secs(180), None)?;
+                let sample = if out.exit == Some(33) {
+                    parse_sample(&out.timed_lines, point.cpus)
+                } else {
+                    Err(format!("exit status {:?}", out.exit))
+                };
+                match sample {
+                    Ok(sample) => {
+                        point.samples.push(sample);
+                        break;
+                    }
+                    Err(why) if attempt == 0 => {
+                        let last = out
+                            .serial
+                            .lines()
+                            .rev()
+                            .find(|l| !l.is_empty())
+                            .unwrap_or("");
+                        point.failures.push(format!("{why}; last line: `{last}`"));
+                        attempt += 1;
+                    }
+                    Err(why) => {
+                        return Err(format!(
+                            "\nboot failed twice for {} -smp {} {} {}: {why}\n{}{}",
+                            point.accel.name(),
+                            point.cpus,
+                            point.strategy,
+                            point.delays,
+                            out.serial,
+                            out.stderr
+                        ))
+                    }
+                }
             }
-            point
-                .samples
-                .push(parse_sample(&out.timed_lines, point.cpus)?);
         }
     }
     eprintln!();
@@ -225,6 +250,28 @@ fn render(qemu: &Qemu, points: &[Point], boots: usize) -> String {
             ratio,
             median_f64(p.samples.iter().map(|x| x.first_line_ms).collect()),
             median_f64(p.samples.iter().map(|x| x.all_started_ms).collect()),
+        );
+    }
+    let failures: Vec<String> = points
+        .iter()
+        .flat_map(|p| {
+            p.failures.iter().map(move |f| {
+                format!(
+                    "- {} -smp {} {} {}: {f}",
+                    p.accel.name(),
+                    p.cpus,
+                    p.strategy,
+                    p.delays
+                )
+            })
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nBoots that failed and were repeated ({}):\n{}",
+            failures.len(),
+            failures.join("\n")
         );
     }
     let mut counts: Vec<u32> = points.iter().map(|p| p.cpus).collect();
