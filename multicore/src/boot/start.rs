@@ -381,7 +381,11 @@ impl<H: Host> Starter<'_, H> {
             if attempt == 0 {
                 // A CPU in the trampoline is making progress and is left alone; one with no
                 // sign of life gets the whole sequence again (INIT resets it harmlessly: it
-                // has touched nothing but its own registers).
+                // has touched nothing but its own registers). Known window: a CPU that leaves
+                // NOT_STARTED between this check and its INIT (after 3 s without progress, a
+                // few microseconds) is reset after it began Rust code; should it hold a lock
+                // then, the lock stays held. Closing it needs the AP to wait for a "go" from
+                // the BSP before taking any lock.
                 for cpu in group
                     .iter()
                     .filter(|c| c.state() == CpuState::NotStarted && !self.is_failed(c))
