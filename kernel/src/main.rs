@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod boot;
 mod checks;
 mod console;
@@ -148,7 +149,7 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     if report.online() != wanted {
         fail!("{} of {} APs did not start", report.aps_failed, wanted - 1)
     }
-    if options.bench.is_some() {
+    if options.bench == Some(BenchMode::Floor) {
         exit(ExitCode::Success); // the benchmark runner wanted the bring-up figures only
     }
 
@@ -176,6 +177,10 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         multicore::rt::online_cpus().count()
     );
     let _ = runtime;
+    if options.bench == Some(BenchMode::Runtime) {
+        bench::run();
+        exit(ExitCode::Success);
+    }
     inject_fault(options.test);
     let iterations = if options.test == Some(TestCase::LockTorture) {
         20_000

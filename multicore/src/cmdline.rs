@@ -13,6 +13,8 @@
 //!   `absent-ap` adds an AP with an APIC ID no CPU has (the start path's timeout, retry and
 //!   error), `panic-ap` panics on CPU 1, `fault-ap` makes CPU 1 touch unmapped memory, and
 //!   `lock-torture` runs the lock checks with many more iterations;
+//! - `bench=runtime`: after the runtime starts, measure VM-exit, IPI round-trip and cross-CPU
+//!   call latencies and stop there;
 //! - `bench=floor`: measure the wake-up floor first (a minimal real-mode probe started with the
 //!   same IPIs, which only counts itself in and halts), then bring the CPUs up and stop there,
 //!   printing both figures for the benchmark runner.
@@ -109,6 +111,8 @@ impl TestCase {
 pub enum BenchMode {
     /// The wake-up floor probe, then the bring-up, then exit.
     Floor,
+    /// Runtime latencies (VM exit, IPI round trip, cross-CPU calls), then exit.
+    Runtime,
 }
 
 impl BenchMode {
@@ -116,6 +120,7 @@ impl BenchMode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Floor => "floor",
+            Self::Runtime => "runtime",
         }
     }
 }
@@ -256,7 +261,7 @@ impl fmt::Display for CmdlineError<'_> {
         write!(
             f,
             "; valid options: bringup=sequential|parallel, delays=spec|fast, maxcpus=1..{}, \
-             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor",
+             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime",
             MAX_SUPPORTED_CPUS,
             MIN_AP_STACK_SIZE / KIB,
             MAX_AP_STACK_SIZE / MIB,
@@ -330,6 +335,7 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
             Key::Bench => {
                 options.bench = match value {
                     "floor" => Some(BenchMode::Floor),
+                    "runtime" => Some(BenchMode::Runtime),
                     _ => return Err(invalid),
                 }
             }
@@ -392,7 +398,7 @@ mod tests {
 
     const VALID: &str = "valid options: bringup=sequential|parallel, delays=spec|fast, \
                          maxcpus=1..4096, apstack=8K..1M (multiple of 4K), \
-                         test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor";
+                         test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime";
 
     #[test]
     fn defaults() {

@@ -6,8 +6,11 @@
 //! host, QEMU start to the kernel's first line and to `All CPUs started!`. Every point is
 //! booted several times; the table gives min / median / max and the ratio to the floor.
 //!
-//! Not in this runner yet (issue 5 asks for them): the Linux guest baseline, IPI / cross-call /
-//! lock / allocation distributions, and plots.
+//! Then, per accelerator, a boot with `bench=runtime` gives latency distributions measured by
+//! the kernel (two VM exits, IPI round trip, empty `run_on`, empty `run_on_all`).
+//!
+//! Not in this runner yet (issue 5 asks for them): the Linux guest baseline, lock and
+//! allocation figures, and plots.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -182,7 +185,31 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         }
     }
     eprintln!();
-    let report = render(&qemu, &points, boots);
+    let mut runtime = Vec::new();
+    let runtime_cpus: &[u32] = if options.quick { &[2] } else { &[4, 64] };
+    for &accel in &accels {
+        for &cpus in runtime_cpus {
+            eprint!(
+                "\rbench: runtime latencies, {} -smp {cpus}                    ",
+                accel.name()
+            );
+            let mut cmd = qemu.base_command(accel, "microvm", &images.multiboot);
+            cmd.args(["-smp", &cpus.to_string(), "-append", "bench=runtime"]);
+            let out = qemu::run(cmd, Duration::from_secs(300), None)?;
+            if out.exit != Some(33) {
+                return Err(format!(
+                    "\nbench=runtime boot failed ({:?}):\n{}{}",
+                    out.exit, out.serial, out.stderr
+                ));
+            }
+            for line in out.serial.lines().filter(|l| l.starts_with("bench: name=")) {
+                runtime.push((accel, cpus, Latency::parse(line)?));
+            }
+        }
+    }
+    eprintln!();
+    let mut report = render(&qemu, &points, boots);
+    report.push_str(&render_runtime(&runtime));
     print!("{report}");
     let out = options
         .out
@@ -193,6 +220,80 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("bench: results written to {}", out.display());
     Ok(())
+}
+
+/// One `bench: name=...` line of the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Latency {
+    name: String,
+    samples: u64,
+    p50_cycles: u64,
+    p99_cycles: u64,
+    p50_ns: u64,
+    p99_ns: u64,
+}
+
+impl Latency {
+    fn parse(line: &str) -> Result<Latency, String> {
+        let get = |key: &str| field(line, key).ok_or(format!("no {key}= in `{line}`"));
+        let name = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("name="))
+            .ok_or(format!("no name= in `{line}`"))?
+            .to_string();
+        Ok(Latency {
+            name,
+            samples: get("samples")?,
+            p50_cycles: get("p50_cycles")?,
+            p99_cycles: get("p99_cycles")?,
+            p50_ns: get("p50_ns")?,
+            p99_ns: get("p99_ns")?,
+        })
+    }
+}
+
+fn render_runtime(rows: &[(Accel, u32, Latency)]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n## Runtime latencies (`bench=runtime`, from CPU 0 to the highest CPU index)\n\n\
+         | accel | CPUs | measure | samples | p50 cycles | p99 cycles | p50 µs | p99 µs |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|"
+    );
+    for (accel, cpus, l) in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {cpus} | {} | {} | {} | {} | {:.2} | {:.2} |",
+            accel.name(),
+            l.name,
+            l.samples,
+            l.p50_cycles,
+            l.p99_cycles,
+            l.p50_ns as f64 / 1e3,
+            l.p99_ns as f64 / 1e3
+        );
+    }
+    // Only under KVM is CPUID a VM exit; TCG emulates it inline, so no ratio is shown there.
+    for (accel, cpus, l) in rows
+        .iter()
+        .filter(|(a, _, l)| *a == Accel::Kvm && l.name == "ipi_round_trip")
+    {
+        let exits = rows
+            .iter()
+            .find(|(a, c, e)| a == accel && c == cpus && e.name == "two_cpuid_exits")
+            .map(|(_, _, e)| e.p50_cycles);
+        if let Some(exits) = exits.filter(|&e| e > 0) {
+            let _ = writeln!(
+                s,
+                "\nIPI round trip vs two VM exits (CPUID), {} -smp {cpus}: {:.1}× (median cycles {} vs {}).",
+                accel.name(),
+                l.p50_cycles as f64 / exits as f64,
+                l.p50_cycles,
+                exits
+            );
+        }
+    }
+    s
 }
 
 fn now_utc() -> String {
@@ -318,6 +419,21 @@ mod tests {
         let boot = lines("floor: cpus=4 arrived=3 time_us=354\nAll CPUs started!\nbringup: cpus=4 online=4 time_us=1");
         assert!(parse_sample(&boot, 4).is_err());
         assert!(parse_sample(&lines("floor: cpus=2 arrived=2 time_us=1"), 2).is_err());
+    }
+
+    #[test]
+    fn reads_a_latency_line() {
+        let l = Latency::parse(
+            "bench: name=ipi_round_trip target=3 samples=2000 p50_cycles=44382 p99_cycles=106236 p50_ns=17075 p99_ns=40872",
+        )
+        .unwrap();
+        assert_eq!(l.name, "ipi_round_trip");
+        assert_eq!((l.samples, l.p50_cycles, l.p99_ns), (2000, 44382, 40872));
+        assert!(Latency::parse("bench: name=x samples=1").is_err());
+        let table = render_runtime(&[(Accel::Tcg, 4, l)]);
+        assert!(
+            table.contains("| TCG | 4 | ipi_round_trip | 2000 | 44382 | 106236 | 17.07 | 40.87 |")
+        );
     }
 
     #[test]

@@ -88,3 +88,34 @@ pub fn send_all_but_self(vector: u8) -> Result<(), IpiError> {
 pub fn send_nmi(target: usize) -> Result<(), IpiError> {
     send_icr(target, Icr::nmi())
 }
+
+/// CPU index that sent the last PING (the one to answer), and PONGs received.
+static PING_FROM: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static PONGS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Measures one IPI round trip: a PING to `target`, whose handler sends a PONG back; returns
+/// the TSC ticks until the PONG's handler ran here. One ping at a time (the runtime's benchmark
+/// runs it from one CPU).
+pub fn ping(target: usize) -> Result<u64, IpiError> {
+    use core::sync::atomic::Ordering;
+    let me = current().map_or(0, |c| c.index);
+    PING_FROM.store(me, Ordering::Relaxed);
+    let before = PONGS.load(Ordering::Acquire);
+    let start = crate::arch::x86_64::tsc::now();
+    send(target, super::vectors::PING)?;
+    while PONGS.load(Ordering::Acquire) == before {
+        core::hint::spin_loop();
+    }
+    Ok(crate::arch::x86_64::tsc::now() - start)
+}
+
+/// PING handler: answer the sender.
+pub(crate) fn on_ping() {
+    let from = PING_FROM.load(core::sync::atomic::Ordering::Relaxed) as usize;
+    let _ = send(from, super::vectors::PONG);
+}
+
+/// PONG handler: count it.
+pub(crate) fn on_pong() {
+    PONGS.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+}

@@ -58,6 +58,16 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             // An AP halted in `join` before the runtime existed: this IPI only wakes it.
             None => crate::arch::x86_64::apic::LocalApic::current().eoi(),
         },
+        vectors::PING | vectors::PONG => {
+            if let Some(cpu) = current() {
+                cpu.apic.eoi();
+            }
+            if vector as u8 == vectors::PING {
+                super::ipi::on_ping();
+            } else {
+                super::ipi::on_pong();
+            }
+        }
         vectors::SPURIOUS => {} // no EOI for spurious interrupts (SDM Vol. 3A §11.9)
         // Spurious IRQ 7 / 15 of the masked legacy PICs: nothing to acknowledge at the APIC.
         v if v == vectors::LEGACY_PIC_BASE + 7 || v == vectors::LEGACY_PIC_BASE + 15 => {}

@@ -15,6 +15,10 @@ pub const LEGACY_PIC_BASE: u8 = 0x20;
 pub const TIMER: u8 = 0x30;
 /// Cross-CPU call / wake-up IPI: "look at your call queue".
 pub const CALL: u8 = 0x31;
+/// Latency probe: the target answers with [`PONG`] to the sender (see `ipi::ping`).
+pub const PING: u8 = 0x32;
+/// Answer to [`PING`].
+pub const PONG: u8 = 0x33;
 /// Spurious interrupts (SDM Vol. 3A §11.9: low 4 bits 1111b on older parts; 0xFF works on all).
 pub const SPURIOUS: u8 = 0xFF;
 
