@@ -157,15 +157,7 @@ impl LocalApic {
     /// # Panics
     /// If the BSP has not called [`LocalApic::init_bsp`] (APs are only started after it).
     pub fn init_ap() -> LocalApic {
-        let mode = match BSP_MODE.load(Ordering::Acquire) {
-            0 => panic!("LocalApic::init_ap before init_bsp"),
-            1 => ApicMode::X2Apic,
-            mmio => ApicMode::XApic {
-                phys: BSP_XAPIC_PHYS.load(Ordering::Relaxed),
-                mmio,
-            },
-        };
-        let apic = LocalApic { mode };
+        let apic = Self::current();
         apic.enable_hardware();
         apic
     }
