@@ -164,10 +164,9 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     }
     // The BIOS left the legacy PICs on the exception vectors; the runtime uses the local APIC.
     multicore::arch::x86_64::pic::remap_and_mask(multicore::rt::vectors::LEGACY_PIC_BASE);
-    let runtime = match multicore::rt::start(host, tsc, apic, report.cpus) {
-        Ok(rt) => rt,
-        Err(e) => fail!("runtime: {e}"),
-    };
+    if let Err(e) = multicore::rt::start(host, tsc, apic, report.cpus) {
+        fail!("runtime: {e}");
+    }
     let timer = match multicore::rt::this_cpu().timer_mode() {
         Some(TimerMode::TscDeadline) => "TSC-deadline",
         _ => "one-shot",
@@ -176,7 +175,6 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         "Runtime: {} CPUs joined (GS per-CPU data, IDT, IST stacks, {timer} APIC timer)",
         multicore::rt::online_cpus().count()
     );
-    let _ = runtime;
     if options.bench == Some(BenchMode::Runtime) {
         bench::run();
         exit(ExitCode::Success);

@@ -87,10 +87,10 @@ pub fn fatal(message: fmt::Arguments<'_>) -> ! {
 fn stop_others() -> (u32, u32) {
     let Some(rt) = runtime() else { return (0, 0) };
     let me = current().map(|c| c.index);
+    // Sent from this CPU's APIC (or in the BSP's mode, which every CPU shares).
+    let apic = current().map_or(rt.bsp_apic, |c| c.apic);
     let mut asked = 0;
     for cpu in rt.cpus.iter().filter(|c| Some(c.index) != me && c.joined()) {
-        // Sent from this CPU's APIC (or the BSP's mode, which every CPU shares).
-        let apic = current().map_or(rt.bsp_apic, |c| c.apic);
         if apic.send(Icr::nmi(), cpu.apic_id, &rt.tsc).is_ok() {
             asked += 1;
         }
