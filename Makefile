@@ -46,7 +46,8 @@ test-loom:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy -p rust_multicore -p multicore --target x86_64-unknown-none --release -- -D warnings
+	$(CARGO) clippy -p rust_multicore -p multicore -p standin_host --target x86_64-unknown-none --release -- -D warnings
+	$(CARGO) clippy -p hello_cpus -p multicore --target x86_64-unknown-linux-musl --release -- -D warnings
 
 test-qemu:
 	$(CARGO) xtask qemu-test

@@ -30,18 +30,20 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-none; then
   say "adding the Rust target x86_64-unknown-none"
   rustup target add x86_64-unknown-none
 fi
+# The stand-in host's programs (standin/hello, ...) are musl static-pie executables.
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  say "adding the Rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
+fi
 
 apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 if [ "$want_qemu10" = 1 ]; then
-  src=/etc/apt/sources.list.d/bookworm-backports.sources
-  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    say "adding the bookworm-backports suite ($src)"
-    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      | as_root tee "$src" >/dev/null
-  fi
+  # shellcheck source=scripts/apt-backports.sh
+  . "$(dirname "$0")/apt-backports.sh"
+  add_bookworm_backports || [ $? = 1 ]
   as_root apt-get update -qq
   say "installing QEMU 10 from bookworm-backports"
   apt_install -t bookworm-backports qemu-system-x86

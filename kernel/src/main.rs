@@ -23,6 +23,7 @@ use host::DemoHost;
 use multicore::arch::x86_64::apic::timer::TimerMode;
 use multicore::arch::x86_64::apic::{ApicMode, LocalApic};
 use multicore::arch::x86_64::{cpu_state, tsc};
+use multicore::boot::floor::FloorProbe;
 use multicore::boot::{start_aps, CpuData, StartConfig};
 use multicore::bootinfo::{self, BootInfo};
 use multicore::cmdline::{self, BenchMode, TestCase, MAX_SUPPORTED_CPUS};
@@ -101,15 +102,19 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
         _ => topo.apic_ids,
     };
 
+    // The floor probe stays in the trampoline page until the bring-up is over (floor.rs says
+    // why); the bring-up reuses that page.
+    let mut probe = None;
     if options.bench == Some(BenchMode::Floor) {
         // Twice: the first wake of a vCPU pays one-time costs (under TCG, translating the
         // real-mode code), which the bring-up that follows no longer pays. The second run is
         // the floor; the first is printed as `cold_us`.
-        let floor = multicore::boot::floor::measure(host, &apic, &tsc, apic_ids, options.delays)
-            .and_then(|cold| {
-                multicore::boot::floor::measure(host, &apic, &tsc, apic_ids, options.delays)
-                    .map(|warm| (cold, warm))
-            });
+        let floor = FloorProbe::install(host).and_then(|mut p| {
+            let cold = p.measure(&apic, &tsc, apic_ids, options.delays)?;
+            let warm = p.measure(&apic, &tsc, apic_ids, options.delays)?;
+            probe = Some(p);
+            Ok((cold, warm))
+        });
         match floor {
             Ok((cold, f)) => println!(
                 "floor: cpus={} arrived={} time_us={} cold_us={} delays={}",
@@ -148,6 +153,9 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     );
     if report.online() != wanted {
         fail!("{} of {} APs did not start", report.aps_failed, wanted - 1)
+    }
+    if let Some(probe) = probe {
+        probe.restore();
     }
     if options.bench == Some(BenchMode::Floor) {
         exit(ExitCode::Success); // the benchmark runner wanted the bring-up figures only

@@ -13,11 +13,13 @@ pub mod boot;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod heap;
+pub mod hosted;
 mod le_fields;
 pub mod mptable;
 pub mod phys;
 pub mod rt;
 pub mod sync;
+pub mod tls;
 pub mod topology;
 
 #[cfg(test)]

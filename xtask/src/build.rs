@@ -23,6 +23,15 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace root when
+/// relative), else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
+}
+
 /// Builds the release kernel for x86_64-unknown-none and writes the PVH twin.
 pub fn kernel() -> Result<Images, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -42,7 +51,7 @@ pub fn kernel() -> Result<Images, String> {
     if !status.success() {
         return Err("kernel build failed".into());
     }
-    let multiboot = root().join("target/x86_64-unknown-none/release/rust_multicore");
+    let multiboot = target_dir().join("x86_64-unknown-none/release/rust_multicore");
     let pvh = multiboot.with_extension("pvh");
     let mut bytes =
         std::fs::read(&multiboot).map_err(|e| format!("{}: {e}", multiboot.display()))?;

@@ -5,6 +5,8 @@
 //! cargo xtask run [options]         boot the demo in QEMU, serial on the terminal
 //! cargo xtask qemu-test [filter]    the QEMU integration tests (each run has a timeout)
 //! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor
+//! cargo xtask linux-baseline        the same bring-up timed for stock Debian Linux guests
+//! cargo xtask standin [options]     boot the stand-in host (issue 6) with a std program
 //! ```
 //! The environment variable `QEMU` names the qemu-system-x86_64 binary (default: from PATH).
 
@@ -12,7 +14,9 @@ mod bench;
 mod build;
 mod cases;
 mod check;
+mod linux_guest;
 mod qemu;
+mod standin;
 
 use std::process::ExitCode;
 
@@ -26,6 +30,8 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("qemu-test") => cases::run_all(args.get(1).map(String::as_str)),
         Some("bench") => bench_args(&args[1..]).and_then(bench::run),
+        Some("linux-baseline") => linux_baseline(&args[1..]),
+        Some("standin") => standin::run(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -42,7 +48,66 @@ const USAGE: &str = "usage:
   cargo xtask run [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--pvh]
                   [--append 'key=value ...'] [--gdb] [-- extra qemu args]
   cargo xtask qemu-test [name-filter]
-  cargo xtask bench [--quick] [--out FILE]";
+  cargo xtask bench [--quick] [--out FILE]
+  cargo xtask linux-baseline [--smp N[,N...]] [--boots K] [--quick]
+  cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--package P]
+                      [--bin B] [--load 0x..] [--append 'host options'] [-- program args]";
+
+/// `cargo xtask linux-baseline`: the Linux guest baseline on its own, Markdown on stdout.
+/// Default: -smp 2,4,8,16,32,64, 3 boots per point. `--quick`: the smoke run's kernel and
+/// configurations (with -smp 2 and 1 boot unless given).
+fn linux_baseline(args: &[String]) -> Result<(), String> {
+    let mut counts = None;
+    let mut boots = None;
+    let mut quick = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--smp" => {
+                let list = it.next().ok_or("--smp needs N[,N...]")?;
+                let parsed: Option<Vec<u32>> = list
+                    .split(',')
+                    .map(|n| n.parse().ok().filter(|&n| n >= 2))
+                    .collect();
+                counts = Some(parsed.ok_or(format!(
+                    "--smp wants CPU counts >= 2 like 2,4,64, not `{list}`"
+                ))?);
+            }
+            "--boots" => {
+                let k = it.next().and_then(|k| k.parse().ok()).filter(|&k| k >= 1);
+                boots = Some(k.ok_or("--boots needs a number >= 1")?);
+            }
+            "--quick" => quick = true,
+            other => return Err(format!("unknown linux-baseline option `{other}`\n{USAGE}")),
+        }
+    }
+    let (default_counts, default_boots) = if quick {
+        (vec![2], 1)
+    } else {
+        (vec![2, 4, 8, 16, 32, 64], 3)
+    };
+    let counts = counts.unwrap_or(default_counts);
+    let qemu = qemu::Qemu::detect()?;
+    let started = std::time::Instant::now();
+    let rows = linux_guest::run(
+        &qemu,
+        &counts,
+        boots.unwrap_or(default_boots),
+        quick,
+        &mut |status| eprint!("\rlinux-baseline: {status:<70}"),
+    )?;
+    eprintln!();
+    print!("{}", linux_guest::render(&rows));
+    let boots: usize = rows
+        .iter()
+        .map(|r| r.samples_ms.len() + r.repeats.len())
+        .sum();
+    eprintln!(
+        "linux-baseline: {boots} boots in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
     let mut options = bench::BenchOptions {

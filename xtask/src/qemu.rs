@@ -135,10 +135,18 @@ pub struct Outcome {
 
 /// Runs `cmd` (stdin closed), killing it after `timeout`, or as soon as a serial line
 /// contains `stop_after` (for runs without isa-debug-exit, whose kernel halts forever).
-pub fn run(
+pub fn run(cmd: Command, timeout: Duration, stop_after: Option<&str>) -> Result<Outcome, String> {
+    run_until(cmd, timeout, &|line| {
+        stop_after.is_some_and(|s| line.contains(s))
+    })
+}
+
+/// [`run`] with any stop condition: QEMU is killed as soon as `stop` accepts a serial line
+/// (e.g. a Linux guest's success line or a line that says the boot is doomed).
+pub fn run_until(
     mut cmd: Command,
     timeout: Duration,
-    stop_after: Option<&str>,
+    stop: &dyn Fn(&str) -> bool,
 ) -> Result<Outcome, String> {
     let start = Instant::now();
     let mut child = cmd
@@ -174,7 +182,7 @@ pub fn run(
         let left = timeout.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.max(Duration::from_millis(1))) {
             Ok(line) => {
-                let hit = stop_after.is_some_and(|s| line.contains(s));
+                let hit = stop(&line);
                 let line = line.trim_end_matches('\r').to_string();
                 serial.push_str(&line);
                 serial.push('\n');

@@ -21,7 +21,7 @@ impl core::fmt::Display for NoLowPage {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "no free 4 KiB page below 1 MiB for the AP trampoline (the memory map has no usable RAM there outside page 0, vectors 0xA0-0xBF and the boot structures)"
+            "not enough free 4 KiB pages below 1 MiB for the AP trampoline and its transition page tables (the memory map has no usable RAM there outside page 0, vectors 0xA0-0xBF and the pages in use)"
         )
     }
 }
@@ -53,12 +53,57 @@ pub fn choose_trampoline_page(low: &LowMemory<'_>) -> Result<u64, NoLowPage> {
         .ok_or(NoLowPage)
 }
 
+/// Picks `N` pages for the transition page tables: the lowest qualifying pages other than
+/// `trampoline` (the tables must lie below 4 GiB; pages below 1 MiB do, and the host already
+/// vouches for them).
+pub fn choose_table_pages<const N: usize>(
+    low: &LowMemory<'_>,
+    trampoline: u64,
+) -> Result<[u64; N], NoLowPage> {
+    let mut pages = [0u64; N];
+    let mut found = 0;
+    for p in (1..ONE_MIB / PAGE).map(|n| n * PAGE) {
+        if found == N {
+            break;
+        }
+        if p != trampoline && usable(p, low) {
+            pages[found] = p;
+            found += 1;
+        }
+    }
+    if found == N {
+        Ok(pages)
+    } else {
+        Err(NoLowPage)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn r(base: u64, len: u64) -> PhysRange {
         PhysRange { base, len }
+    }
+
+    #[test]
+    fn table_pages_are_the_lowest_free_ones_but_the_trampoline() {
+        let free = [r(0x1000, 0x3000), r(0x8000, 0x4000)];
+        let used = [r(0x2000, 0x1000)];
+        let low = LowMemory {
+            free: &free,
+            in_use: &used,
+        };
+        assert_eq!(
+            choose_table_pages::<3>(&low, 0x8000),
+            Ok([0x1000, 0x3000, 0x9000])
+        );
+        assert_eq!(
+            choose_table_pages::<5>(&low, 0x8000),
+            Ok([0x1000, 0x3000, 0x9000, 0xa000, 0xb000])
+        );
+        assert_eq!(choose_table_pages::<6>(&low, 0x8000), Err(NoLowPage));
+        assert_eq!(choose_table_pages::<0>(&low, 0x8000), Ok([]));
     }
 
     #[test]

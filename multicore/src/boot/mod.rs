@@ -6,6 +6,7 @@ pub mod cpu_data;
 pub mod delays;
 pub mod floor;
 pub mod host;
+pub mod low_pages;
 pub mod lowmem;
 pub mod start;
 

@@ -5,16 +5,19 @@
 //! mechanism (ICR values, the trampoline blob, CPU discovery) lives in `arch` and `acpi`.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::cpu_data::{ApEntry, CpuData, CpuState};
 use super::delays::Delays;
 use super::host::Host;
-use super::lowmem::{choose_trampoline_page, NoLowPage};
+use super::low_pages::BorrowedLowPages;
+use super::lowmem::NoLowPage;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::{ApicError, LocalApic};
 use crate::arch::x86_64::cpu_state::ApControlState;
+use crate::arch::x86_64::long_mode_entry::{self, ApBootTable};
 use crate::arch::x86_64::trampoline::{self, RelocError, TrampolineParams, PAGE_SIZE};
+use crate::arch::x86_64::transition_tables::{TablesError, TransitionTables};
 use crate::arch::x86_64::tsc::{self, Tsc};
 use crate::cmdline::{DelayPolicy, Strategy};
 
@@ -62,11 +65,18 @@ impl BringupReport {
 pub enum BringupError {
     /// No page for the trampoline.
     NoLowPage(NoLowPage),
-    /// The page-table root is above 4 GiB; the trampoline loads it from 32-bit mode.
-    PageTableAbove4GiB {
-        /// The root.
-        cr3: u64,
+    /// The host uses 5-level paging (CR4.LA57); the trampoline enables 4-level paging.
+    FiveLevelPaging,
+    /// Another bring-up is running.
+    AlreadyRunning,
+    /// The page of the library's long-mode entry has no physical address (`Host::virt_to_phys`
+    /// returned `None`).
+    EntryNotMapped {
+        /// The page's virtual address.
+        virt: u64,
     },
+    /// The transition page tables could not be built.
+    TransitionTables(TablesError),
     /// The host ran out of memory.
     OutOfMemory {
         /// What was being allocated.
@@ -86,10 +96,16 @@ impl core::fmt::Display for BringupError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BringupError::NoLowPage(e) => write!(f, "{e}"),
-            BringupError::PageTableAbove4GiB { cr3 } => write!(
+            BringupError::FiveLevelPaging => write!(
                 f,
-                "page-table root {cr3:#x} is above 4 GiB: the trampoline loads CR3 in 32-bit mode"
+                "the host uses 5-level paging (CR4.LA57); the AP trampoline supports 4-level paging only"
             ),
+            BringupError::AlreadyRunning => write!(f, "another bring-up is running"),
+            BringupError::EntryNotMapped { virt } => write!(
+                f,
+                "cannot find the physical page of the library's AP entry code at {virt:#x} (Host::virt_to_phys)"
+            ),
+            BringupError::TransitionTables(e) => write!(f, "{e}"),
             BringupError::OutOfMemory { what, cpu, bytes } => {
                 write!(f, "out of memory: {bytes} bytes for {what} of CPU {cpu}")
             }
@@ -154,48 +170,97 @@ pub fn start_aps<H: Host>(
     }
 
     let control = ApControlState::from_bsp(Some(host.page_table_root()));
-    if control.cr3 >= 1 << 32 {
-        return Err(BringupError::PageTableAbove4GiB { cr3: control.cr3 });
+    if control.cr4 & CR4_LA57 != 0 {
+        return Err(BringupError::FiveLevelPaging);
     }
-    let page = choose_trampoline_page(&host.low_memory()).map_err(BringupError::NoLowPage)?;
-    let saved = alloc(host, "the saved low page", 0, PAGE_SIZE, 8)?;
-    let page_ptr = host.phys().virt(page) as *mut u8;
+    if BRINGUP_RUNNING.swap(true, Ordering::Acquire) {
+        return Err(BringupError::AlreadyRunning);
+    }
+    let result = borrow_pages_and_start(host, apic, tsc, config, cpus, ids_ptr, cpus_ptr, control);
+    BRINGUP_RUNNING.store(false, Ordering::Release);
+    result.map(
+        |(aps_online, time_us, trampoline_page, stray_aps)| BringupReport {
+            cpus,
+            aps_online,
+            aps_failed: aps.len() as u32 - aps_online,
+            time_us,
+            trampoline_page,
+            stack_guards,
+            stray_aps,
+        },
+    )
+}
+
+/// CR4.LA57: 5-level paging (SDM Vol. 3A §2.5). The trampoline enables 4-level paging, and
+/// LA57 cannot change while paging is on in long mode.
+const CR4_LA57: u64 = 1 << 12;
+
+/// One bring-up at a time: the long-mode entry's table and the low pages are shared.
+static BRINGUP_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Borrows the low pages, writes the trampoline and the transition tables, publishes the CPU
+/// table, starts the APs and gives the pages back. Returns (APs online, µs, trampoline page,
+/// stray APs).
+#[allow(clippy::too_many_arguments)]
+fn borrow_pages_and_start<H: Host>(
+    host: &H,
+    apic: &LocalApic,
+    tsc: &Tsc,
+    config: &StartConfig,
+    cpus: &'static [&'static CpuData],
+    ids_ptr: NonNull<u32>,
+    cpus_ptr: NonNull<u64>,
+    control: ApControlState,
+) -> Result<(u32, u64, u64, u32), BringupError> {
+    let n = cpus.len();
+    let aps = &cpus[1..];
+    let pages = BorrowedLowPages::borrow(host)?;
+    let page = pages.trampoline;
+    let page_ptr = pages.trampoline_ptr();
     let blob = trampoline::image();
-    // SAFETY: `page` is free RAM below 1 MiB by the host's memory map and not in use
-    // (choose_trampoline_page), mapped writable through the host's physical mapping; `saved`
-    // is a fresh 4 KiB allocation. The blob fits the page (checked by a unit test and here).
+    // SAFETY: the page is borrowed (free RAM below 1 MiB, saved), mapped writable through the
+    // host's physical mapping. The blob fits the page (checked by a unit test and here).
     let page_bytes = unsafe {
         assert!(blob.len() <= PAGE_SIZE);
-        core::ptr::copy_nonoverlapping(page_ptr, saved.as_ptr(), PAGE_SIZE);
         core::ptr::copy_nonoverlapping(blob.as_ptr(), page_ptr, blob.len());
         core::slice::from_raw_parts_mut(page_ptr, blob.len())
     };
     host.print(format_args!("Boot trampoline copied to {page:#x}\n"));
-    if let Err(e) =
-        trampoline::apply_relocations(page_bytes, trampoline::relocations(), page as u32)
-    {
-        // SAFETY: same page and buffer as above; no AP was started.
-        unsafe { core::ptr::copy_nonoverlapping(saved.as_ptr(), page_ptr, PAGE_SIZE) };
-        return Err(BringupError::Relocation(e));
-    }
+    let transition_cr3 = match relocate_and_map(host, &pages, page_bytes) {
+        Ok(root) => root,
+        Err(e) => {
+            pages.give_back(); // no AP was started
+            return Err(e);
+        }
+    };
     host.print(format_args!("Relocations applied\n"));
+    host.print(format_args!(
+        "Transition page tables at {transition_cr3:#x}\n"
+    ));
     let params = TrampolineParams {
-        cr3: control.cr3,
+        transition_cr3,
+        host_cr3: control.cr3,
+        long_mode_entry: long_mode_entry::entry_address(),
         cr0: control.cr0,
         cr4: control.cr4,
         efer: control.efer,
         xcr0: control.xcr0,
-        entry: super::ap_entry::ap_rust_entry as *const () as u64,
-        apic_ids: ids_ptr.as_ptr() as u64,
-        cpus: cpus_ptr.as_ptr() as u64,
-        count: aps.len() as u32,
-        stray: 0,
     };
     let params_ptr =
         page_bytes[trampoline::params_offset()..].as_mut_ptr() as *mut TrampolineParams;
     // SAFETY: the blob holds one TrampolineParams at params_offset(), 8-aligned (both
     // unit-tested); no AP runs yet, so the write races with nothing.
     unsafe { params_ptr.write_volatile(params) };
+    // SAFETY: no AP of this bring-up runs yet and those of an earlier one have left the entry
+    // code (BRINGUP_RUNNING); both tables were filled above and live as long as the CPUs.
+    unsafe {
+        ApBootTable::publish(
+            ids_ptr.as_ptr(),
+            cpus_ptr.as_ptr() as *const *const CpuData,
+            aps.len() as u32,
+            super::ap_entry::ap_rust_entry as *const () as u64,
+        )
+    };
     host.print(format_args!("Page table set: {:#x}\n", control.cr3));
 
     let failed = alloc(host, "the failure flags", 0, n, 1)?.cast::<AtomicBool>();
@@ -234,29 +299,51 @@ pub fn start_aps<H: Host>(
         .unwrap_or(first_init);
     let aps_online = aps.iter().filter(|c| c.state() == CpuState::Online).count() as u32;
 
-    // SAFETY: the AP tables' stray counter is written by APs with `lock inc`; read it atomically
-    // through the same address.
-    let stray = unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*params_ptr).stray)) }
-        .load(Ordering::Acquire);
-    if stray == 0 {
-        // Every AP has left the page: online ones run on their own stacks with AP_GDT, failed
-        // ones were sent INIT and wait for a SIPI. Give the page back as it was.
-        // SAFETY: same page and buffer as above; nothing executes from the page any more.
-        unsafe { core::ptr::copy_nonoverlapping(saved.as_ptr(), page_ptr, PAGE_SIZE) };
-    } else {
+    // Every AP has left the borrowed pages: online ones run on their own stacks under the host's
+    // page tables, stray ones halt in the long-mode entry, failed ones were sent INIT and wait
+    // for a SIPI. Give the pages back as they were.
+    pages.give_back();
+    let stray = ApBootTable::stray();
+    if stray != 0 {
         host.print(format_args!(
-            "warning: {stray} CPU(s) not in the CPU table woke up and are parked in the trampoline page {page:#x}; the page is left in place\n"
+            "warning: {stray} CPU(s) not in the CPU table woke up; they are halted with interrupts off\n"
         ));
     }
-    Ok(BringupReport {
-        cpus,
+    Ok((
         aps_online,
-        aps_failed: aps.len() as u32 - aps_online,
-        time_us: tsc.ticks_to_us(last_checkin.saturating_sub(first_init)),
-        trampoline_page: page,
-        stack_guards,
-        stray_aps: stray,
-    })
+        tsc.ticks_to_us(last_checkin.saturating_sub(first_init)),
+        page,
+        stray,
+    ))
+}
+
+/// Relocates the trampoline in its page and builds the transition tables: the trampoline page
+/// identity-mapped, the long-mode entry at its virtual address. Returns the tables' root.
+fn relocate_and_map<H: Host>(
+    host: &H,
+    pages: &BorrowedLowPages,
+    page_bytes: &mut [u8],
+) -> Result<u64, BringupError> {
+    trampoline::apply_relocations(
+        page_bytes,
+        trampoline::relocations(),
+        pages.trampoline as u32,
+    )
+    .map_err(BringupError::Relocation)?;
+    let entry = long_mode_entry::entry_address() & !0xFFF;
+    let entry_phys = host
+        .virt_to_phys(entry)
+        .ok_or(BringupError::EntryNotMapped { virt: entry })?;
+    let frames = pages.table_frames();
+    // SAFETY: the frames are borrowed low pages (saved, ours until given back), writable
+    // through the host's physical mapping at `table`.
+    let mut tables =
+        unsafe { TransitionTables::new(&frames) }.map_err(BringupError::TransitionTables)?;
+    tables
+        .map_4k(pages.trampoline, pages.trampoline)
+        .and_then(|()| tables.map_4k(entry, entry_phys & !0xFFF))
+        .map_err(BringupError::TransitionTables)?;
+    Ok(tables.root())
 }
 
 /// Allocates and fills `CpuData` for every CPU, with a guarded stack for each AP.

@@ -48,8 +48,23 @@ pub fn stopping() -> bool {
     STOPPER.load(Ordering::Acquire) != 0
 }
 
+/// The host that reports faults on CPUs outside the runtime (hosted APs, see crate::hosted).
+static FALLBACK_HOST: spin::Once<&'static dyn crate::boot::Host> = spin::Once::new();
+
+/// Makes `host` report faults on CPUs that do not run the runtime: a hosted program's APs. Such
+/// a CPU reports and halts alone; the other CPUs (the host's BSP above all) go on.
+pub fn set_fallback_host(host: &'static dyn crate::boot::Host) {
+    FALLBACK_HOST.call_once(|| host);
+}
+
 /// Reports `message` once and stops every CPU, then takes the host's fatal exit.
 pub fn fatal(message: fmt::Arguments<'_>) -> ! {
+    if runtime().is_none() {
+        if let Some(host) = FALLBACK_HOST.get() {
+            host.print_after_stop(format_args!("{message}\n"));
+            host.fatal_exit()
+        }
+    }
     let me = my_tag();
     match STOPPER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {

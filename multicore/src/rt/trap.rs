@@ -84,9 +84,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// "N" for a runtime CPU, "?" before the runtime.
+/// "N" for a runtime CPU or a hosted AP, "?" otherwise (before the runtime).
 fn cpu_label() -> CpuLabel {
-    CpuLabel(current().map(|c| c.index))
+    CpuLabel(
+        current()
+            .map(|c| c.index)
+            .or_else(crate::hosted::current_ap),
+    )
 }
 
 struct CpuLabel(Option<u32>);

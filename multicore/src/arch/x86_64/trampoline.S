@@ -7,15 +7,15 @@
 //   where it sits: real-mode code addresses through CS = P >> 4, protected-mode code through
 //   %esi = P, long-mode code RIP-relative.
 // - The BSP fills tr_params (struct TrampolineParams in trampoline.rs; the field offsets below
-//   come from offset_of! through const operands): CR0/CR3/CR4/EFER/XCR0 to load, the Rust entry,
-//   and the table of CPUs: APIC IDs [u32; count] and CpuData pointers [*const CpuData; count].
+//   come from offset_of! through const operands): CR0/CR4/EFER/XCR0 to load, the transition
+//   page-table root (below 4 GiB: it is loaded from 32-bit mode; transition_tables.rs), the
+//   host's own root (any address) and the virtual address of ap_long_mode_entry.
 // - The AP arrives from a SIPI with vector P >> 12: real mode, CS:IP = (P >> 4):0000.
-//   It switches to protected mode, loads the page-table root (below 4 GiB: it is loaded from
-//   32-bit mode), enables PAE, long mode and paging, then in 64-bit mode loads the BSP's CR4
-//   and XCR0, reads its APIC ID with CPUID, finds its slot, marks it IN_LONG_MODE, switches to
-//   the slot's stack and calls entry(cpu_data). No stack is used before that.
-// - An AP whose APIC ID is not in the table counts itself in tr_params.stray and halts with
-//   interrupts off: it never runs Rust code or touches another CPU's stack.
+//   It switches to protected mode, loads the transition root, enables PAE, long mode and
+//   paging, then in 64-bit mode (still in this page, identity-mapped by the transition tables)
+//   loads the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (ap_entry.S) at its real
+//   virtual address with the host's root in %rdx. That code, outside this page, loads the
+//   host's root and goes on. No stack is used in this page.
 
 .set CR0_PE,     1 << 0                 // SDM Vol. 3A §2.5
 .set CR4_PAE,    1 << 5
@@ -92,7 +92,7 @@ tr_start32:
     mov ss, ax
     mov eax, CR4_PAE                    // only PAE now: other CR4 bits (PCIDE) need long mode
     mov cr4, eax
-    mov eax, [esi + TR_PARAMS + {P_CR3}]
+    mov eax, [esi + TR_PARAMS + {P_TRANSITION_CR3}]
     mov cr3, eax
     mov ecx, MSR_EFER
     mov eax, [esi + TR_PARAMS + {P_EFER}]
@@ -123,53 +123,10 @@ tr_start64:
     mov edx, [rip + tr_params + {P_XCR0} + 4]
     xsetbv
 1:  fninit
-
-    // APIC ID: CPUID 0x1F or 0x0B EDX (32-bit x2APIC ID) where the leaf exists and is valid
-    // (EBX[15:0] != 0), else CPUID 0x01 EBX[31:24] (SDM Vol. 2A CPUID).
-    xor eax, eax
-    cpuid
-    mov r9d, eax                        // highest basic leaf
-    mov r10d, 0x1F
-2:  cmp r9d, r10d
-    jb 3f
-    mov eax, r10d
-    xor ecx, ecx
-    cpuid
-    test bx, bx
-    jnz 5f
-3:  cmp r10d, 0x0B
-    je 4f
-    mov r10d, 0x0B
-    jmp 2b
-4:  mov eax, 1
-    cpuid
-    shr ebx, 24
-    mov edx, ebx
-5:  mov r8d, edx                        // r8d = this AP's APIC ID
-
-    mov rsi, [rip + tr_params + {P_APIC_IDS}]
-    mov ecx, [rip + tr_params + {P_COUNT}]
-    xor edx, edx
-6:  cmp edx, ecx
-    jae tr_stray
-    cmp [rsi + rdx * 4], r8d
-    je 7f
-    inc edx
-    jmp 6b
-7:  mov rsi, [rip + tr_params + {P_CPUS}]
-    mov rdi, [rsi + rdx * 8]            // first argument: &CpuData
-    mov rsp, [rdi + {C_STACK_TOP}]
-    mov dword ptr [rdi + {C_STATE}], {STATE_IN_LONG_MODE}
-    xor ebp, ebp
-    mov rax, [rip + tr_params + {P_ENTRY}]
-    call rax                            // never returns
-    ud2
-
-tr_stray:
-    lock inc dword ptr [rip + tr_params + {P_STRAY}]
-8:  cli
-    hlt
-    jmp 8b
+    // Leave the page: the host's page tables need not map it executable, nor at all.
+    mov rdx, [rip + tr_params + {P_HOST_CR3}]
+    mov rax, [rip + tr_params + {P_LONG_MODE_ENTRY}]
+    jmp rax
 
 .global ap_trampoline_end
 ap_trampoline_end:

@@ -9,14 +9,16 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::boot::cpu_data::{CpuData, CpuState};
-
 /// What the BSP leaves in the trampoline for the APs (layout shared with `trampoline.S`).
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TrampolineParams {
-    /// Page-table root, loaded from 32-bit mode: must be below 4 GiB.
-    pub cr3: u64,
+    /// The transition page tables' root, loaded from 32-bit mode: below 4 GiB.
+    pub transition_cr3: u64,
+    /// The host's page-table root, loaded by the long-mode entry (any address).
+    pub host_cr3: u64,
+    /// Virtual address of `ap_long_mode_entry` (long_mode_entry.rs).
+    pub long_mode_entry: u64,
     /// CR0 to load when enabling paging.
     pub cr0: u64,
     /// CR4 to load once in 64-bit mode.
@@ -25,36 +27,20 @@ pub struct TrampolineParams {
     pub efer: u64,
     /// XCR0 to load when CR4.OSXSAVE is set.
     pub xcr0: u64,
-    /// `extern "C" fn(&'static CpuData) -> !` to call on the AP's own stack.
-    pub entry: u64,
-    /// Address of `[u32; count]`: APIC ID of each slot.
-    pub apic_ids: u64,
-    /// Address of `[*const CpuData; count]`, parallel to `apic_ids`.
-    pub cpus: u64,
-    /// Number of slots.
-    pub count: u32,
-    /// APs that found no slot for their APIC ID (incremented by them, atomically).
-    pub stray: u32,
 }
 
 core::arch::global_asm!(include_str!("floor_probe.S"));
 
 core::arch::global_asm!(
     include_str!("trampoline.S"),
-    P_CR3 = const offset_of!(TrampolineParams, cr3),
+    P_TRANSITION_CR3 = const offset_of!(TrampolineParams, transition_cr3),
+    P_HOST_CR3 = const offset_of!(TrampolineParams, host_cr3),
+    P_LONG_MODE_ENTRY = const offset_of!(TrampolineParams, long_mode_entry),
     P_CR0 = const offset_of!(TrampolineParams, cr0),
     P_CR4 = const offset_of!(TrampolineParams, cr4),
     P_EFER = const offset_of!(TrampolineParams, efer),
     P_XCR0 = const offset_of!(TrampolineParams, xcr0),
-    P_ENTRY = const offset_of!(TrampolineParams, entry),
-    P_APIC_IDS = const offset_of!(TrampolineParams, apic_ids),
-    P_CPUS = const offset_of!(TrampolineParams, cpus),
-    P_COUNT = const offset_of!(TrampolineParams, count),
-    P_STRAY = const offset_of!(TrampolineParams, stray),
     P_SIZE = const size_of::<TrampolineParams>(),
-    C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
-    C_STATE = const CpuData::STATE_OFFSET,
-    STATE_IN_LONG_MODE = const CpuState::InLongMode as u32,
 );
 
 extern "C" {

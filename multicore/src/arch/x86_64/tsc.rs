@@ -106,6 +106,17 @@ impl core::fmt::Display for CalibrationError {
     }
 }
 
+/// The TSC frequency from CPUID alone (leaf 0x15, then 0x4000_0010): no MSR written, no timer
+/// touched, for a library running inside a host kernel that owns those.
+pub fn calibrate_from_cpuid() -> Result<(Tsc, TscSource), CalibrationError> {
+    if let Some(hz) = from_cpuid_crystal() {
+        return Ok((Tsc::from_hz(hz), TscSource::CpuidCrystal));
+    }
+    from_hypervisor_leaf()
+        .map(|hz| (Tsc::from_hz(hz), TscSource::HypervisorLeaf))
+        .ok_or(CalibrationError)
+}
+
 /// Finds the TSC frequency. `virt_to_phys` translates a stack address for kvmclock (which
 /// is told a physical address); pass `None` to skip kvmclock.
 pub fn calibrate(

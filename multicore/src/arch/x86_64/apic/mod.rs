@@ -152,6 +152,52 @@ impl LocalApic {
         Ok(apic)
     }
 
+    /// Uses the BSP's local APIC as the host left it, for a library running inside a host
+    /// kernel: the mode is kept (xAPIC stays xAPIC) unless `allow_x2apic` lets it switch to
+    /// x2APIC, and nothing else is written (the spurious-vector register is the host's). The
+    /// xAPIC registers are reached at `xapic_mmio` when given (a mapping the host made
+    /// uncached), else through `phys`.
+    pub fn attach_bsp(
+        phys: &LinearMapping,
+        allow_x2apic: bool,
+        xapic_mmio: Option<u64>,
+    ) -> Result<LocalApic, ApicError> {
+        let (has_apic, has_x2apic) = cpuid_apic_features();
+        if !has_apic {
+            return Err(ApicError::NoApic);
+        }
+        // SAFETY: IA32_APIC_BASE exists on every CPU whose CPUID reports an APIC (SDM Vol. 4
+        // Table 2-2); reading it has no side effects.
+        let base = unsafe { IA32_APIC_BASE.read() };
+        let enabled = base & APIC_BASE_ENABLE != 0;
+        let already_x2apic = enabled && base & APIC_BASE_EXTD != 0;
+        if already_x2apic && !has_x2apic {
+            return Err(ApicError::X2ApicWithoutCpuid);
+        }
+        let switch = !already_x2apic && has_x2apic && allow_x2apic;
+        let mode = if already_x2apic || switch {
+            ApicMode::X2Apic
+        } else {
+            let phys_base = base & APIC_BASE_ADDR_MASK;
+            ApicMode::XApic {
+                phys: phys_base,
+                mmio: xapic_mmio.unwrap_or_else(|| phys.virt(phys_base)),
+            }
+        };
+        let apic = LocalApic { mode };
+        if switch || !enabled {
+            apic.enable_hardware();
+        }
+        match mode {
+            ApicMode::X2Apic => BSP_MODE.store(1, Ordering::Release),
+            ApicMode::XApic { phys, mmio } => {
+                BSP_XAPIC_PHYS.store(phys, Ordering::Relaxed);
+                BSP_MODE.store(mmio, Ordering::Release);
+            }
+        }
+        Ok(apic)
+    }
+
     /// Takes an AP's local APIC into use in the mode the BSP chose.
     ///
     /// # Panics

@@ -1,0 +1,274 @@
+//! The example of issue 6: a plain `std` program that, running on the one CPU a host kernel
+//! without SMP gave it (in ring 0, as on Unikraft), starts every other CPU with the multicore
+//! library. Each AP prints `Hello World from CPU N (APIC ID A)` and runs a closure given by
+//! `main`; `main` then reports `N/N CPUs online` and exits 0 (1 if a CPU failed).
+//!
+//! What the host must tell the program (docs/hosted.md): where physical memory is mapped, which
+//! low pages are free, the RSDP if known. The stand-in host (standin/) passes them as
+//! environment variables; a program on a real Unikraft kernel would know them from its kernel.
+//!
+//! Arguments (`key=value`): `memory=KiB` handed to the library (default 8192), `heap=KiB` per
+//! AP (default 256), `strategy=parallel|sequential`, `delays=fast|spec`, `panic-ap` / `fault-ap`
+//! (CPU 1's closure panics / reads an unmapped page: the report names it and main goes on).
+
+use std::alloc::System;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use multicore::ap_println;
+use multicore::arch::x86_64::apic::ApicMode;
+use multicore::bootinfo::PhysRange;
+use multicore::cmdline::{DelayPolicy, Strategy};
+use multicore::hosted::{self, ApInfo, HostedConfig, HostedHeap, TlsConfig, TscFrequency};
+use multicore::tls::TlsTemplate;
+
+#[global_allocator]
+static HEAP: HostedHeap<System> = HostedHeap::new(System);
+
+thread_local! {
+    /// Each CPU's own counter: proves every AP got a TLS block of its own.
+    static GREETINGS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// APs that ran the closure to its end, and the sum of their results.
+static FINISHED: AtomicU32 = AtomicU32::new(0);
+static SUM: AtomicU64 = AtomicU64::new(0);
+
+fn main() {
+    println!("hello_cpus: main runs on the BSP");
+    println!("hello_cpus: main at {:#x}", main as fn() as usize);
+    let options = Options::parse();
+    std::panic::set_hook(Box::new(panic_hook));
+    let low_free = parse_ranges(&env("STANDIN_LOWMEM_FREE").unwrap_or_default());
+    let phys_offset = env("STANDIN_PHYS_OFFSET")
+        .and_then(|v| hex(&v))
+        .unwrap_or(0);
+    let memory: &'static mut [u8] = Vec::leak(vec![0u8; options.memory_kib << 10]);
+    let mut config = HostedConfig::new(
+        memory,
+        phys_offset,
+        1 << 40,
+        &low_free,
+        TscFrequency::Measure(&|| {
+            static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            T0.get_or_init(Instant::now).elapsed().as_nanos() as u64
+        }),
+    );
+    config.rsdp = env("STANDIN_RSDP").and_then(|v| hex(&v));
+    config.tls = tls_segment().map(|template| TlsConfig {
+        template,
+        tcb_size: 256,
+    });
+    config.heap = Some((&HEAP, options.heap_kib << 10));
+    config.strategy = options.strategy;
+    config.delays = options.delays;
+
+    // The closure every AP runs: a little work on the AP's own heap and TLS.
+    let panic_ap = options.panic_ap;
+    let fault_ap = options.fault_ap;
+    let work: &'static (dyn Fn(&ApInfo) -> u64 + Sync) =
+        Box::leak(Box::new(move |cpu: &ApInfo| {
+            if panic_ap && cpu.index == 1 {
+                panic!("deliberate panic on CPU 1 (panic-ap)");
+            }
+            if fault_ap && cpu.index == 1 {
+                // SAFETY: none: a deliberate read of an unmapped address (page 0 is never mapped
+                // by the host) to show the AP's page-fault report.
+                unsafe { core::ptr::read_volatile(0x18 as *const u64) };
+            }
+            let squares: Vec<u64> = (1..=cpu.index as u64 * 10).map(|x| x * x).collect();
+            GREETINGS.with(|g| g.set(g.get() + 1));
+            squares.iter().sum::<u64>() + GREETINGS.with(Cell::get) as u64
+        }));
+    let ticks_before = timer_ticks();
+    let started = Instant::now();
+    // The entry gets one word: a pointer to the (leaked) reference to the closure.
+    let work: &'static &'static (dyn Fn(&ApInfo) -> u64 + Sync) = Box::leak(Box::new(work));
+    let report = hosted::start_cpus(config, ap_entry, work as *const _ as usize);
+    let ticks_after = timer_ticks();
+    // From here on the APs print too: main's lines go through the same console (and lock),
+    // not through the host's write(), so that lines do not interleave.
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            ap_println!("hello_cpus: cannot start the other CPUs: {e}");
+            ap_println!("hello_cpus: main goes on alone: 1/1 CPUs online");
+            std::process::exit(2);
+        }
+    };
+    let apic = match report.apic_mode {
+        ApicMode::X2Apic => "x2APIC".to_string(),
+        ApicMode::XApic { phys, mmio } => format!("xAPIC at {phys:#x} (mapped at {mmio:#x})"),
+    };
+    ap_println!(
+        "hello_cpus: bring-up took {} us ({} ms wall), {apic}, TSC {} kHz, {} KiB of the program's memory used",
+        report.time_us,
+        started.elapsed().as_millis(),
+        report.tsc_hz / 1000,
+        report.memory_used / 1024
+    );
+    ap_println!(
+        "hello_cpus: timer interrupts on the BSP during the bring-up: {}",
+        ticks_after.saturating_sub(ticks_before)
+    );
+    for f in &report.failed {
+        ap_println!("hello_cpus: {f}");
+    }
+    // Wait (bounded) for the APs that came online to finish their closure.
+    let broken = options.panic_ap || options.fault_ap;
+    let want = report.online - 1 - u32::from(broken && report.online > 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while FINISHED.load(Ordering::Acquire) < want && Instant::now() < deadline {
+        std::hint::spin_loop();
+    }
+    let finished = FINISHED.load(Ordering::Acquire);
+    let expected_sum: u64 = (1..report.online as u64)
+        .filter(|&i| !(broken && i == 1))
+        .map(|i| (1..=i * 10).map(|x| x * x).sum::<u64>() + 1)
+        .sum();
+    ap_println!(
+        "hello_cpus: {finished} APs ran the closure, results sum {} (expected {expected_sum}); BSP's own TLS counter: {}",
+        SUM.load(Ordering::Acquire),
+        GREETINGS.with(Cell::get)
+    );
+    ap_println!("hello_cpus: {}/{} CPUs online", report.online, report.cpus);
+    let ok = report.failed.is_empty()
+        && finished == want
+        && SUM.load(Ordering::Acquire) == expected_sum
+        && GREETINGS.with(Cell::get) == 0
+        && HEAP.foreign_frees_on_aps() == 0;
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// Every AP's entry: greet, run main's closure, count it.
+fn ap_entry(cpu: &ApInfo, arg: usize) {
+    // SAFETY: `arg` is the address of the leaked `&'static dyn Fn` main passed; it lives for
+    // ever and the closure is Sync.
+    let work = unsafe { &*(arg as *const &'static (dyn Fn(&ApInfo) -> u64 + Sync)) };
+    ap_println!(
+        "Hello World from CPU {} (APIC ID {})",
+        cpu.index,
+        cpu.apic_id
+    );
+    let result = work(cpu);
+    SUM.fetch_add(result, Ordering::AcqRel);
+    FINISHED.fetch_add(1, Ordering::AcqRel);
+}
+
+/// On an AP, a panic is reported on the AP console and the AP halts: the default hook would
+/// write to stderr, a system call an AP must never make. On the BSP: the default behaviour.
+fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+    if let Some(index) = hosted::current_ap() {
+        ap_println!("panic on CPU {index}: {info}");
+        multicore::boot::park_this_cpu();
+    }
+    eprintln!("{info}");
+}
+
+/// The timer interrupts the host counted (`times()` answers with its tick count).
+fn timer_ticks() -> u64 {
+    // SAFETY: times() with a valid out-pointer.
+    let mut t: libc::tms = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::times(&mut t) as u64 }
+}
+
+/// The program's PT_TLS segment, from its own program headers.
+fn tls_segment() -> Option<TlsTemplate> {
+    struct Found(Option<TlsTemplate>);
+    extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
+        // SAFETY: musl passes a valid info with `dlpi_phnum` headers; `data` is our `Found`.
+        unsafe {
+            let info = &*info;
+            let found = &mut *(data as *mut Found);
+            for i in 0..info.dlpi_phnum as usize {
+                let ph = &*info.dlpi_phdr.add(i);
+                if ph.p_type == libc::PT_TLS {
+                    let vaddr = info.dlpi_addr + ph.p_vaddr;
+                    found.0 = Some(TlsTemplate {
+                        vaddr,
+                        image: std::slice::from_raw_parts(vaddr as *const u8, ph.p_filesz as usize),
+                        mem_size: ph.p_memsz as usize,
+                        align: ph.p_align as usize,
+                    });
+                }
+            }
+        }
+        1 // the executable is the first object: stop there
+    }
+    let mut found = Found(None);
+    // SAFETY: the callback matches dl_iterate_phdr's contract and only reads what it is given.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut found as *mut Found as *mut libc::c_void) };
+    found.0
+}
+
+struct Options {
+    memory_kib: usize,
+    heap_kib: usize,
+    strategy: Strategy,
+    delays: DelayPolicy,
+    panic_ap: bool,
+    fault_ap: bool,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let mut o = Options {
+            memory_kib: 8192,
+            heap_kib: 256,
+            strategy: Strategy::Parallel,
+            delays: DelayPolicy::Fast,
+            panic_ap: false,
+            fault_ap: false,
+        };
+        for arg in std::env::args().skip(1) {
+            let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
+            match (key, value) {
+                ("memory", v) => o.memory_kib = v.parse().unwrap_or_else(|_| usage(&arg)),
+                ("heap", v) => o.heap_kib = v.parse().unwrap_or_else(|_| usage(&arg)),
+                ("strategy", "parallel") => o.strategy = Strategy::Parallel,
+                ("strategy", "sequential") => o.strategy = Strategy::Sequential,
+                ("delays", "fast") => o.delays = DelayPolicy::Fast,
+                ("delays", "spec") => o.delays = DelayPolicy::Spec,
+                ("panic-ap", "") => o.panic_ap = true,
+                ("fault-ap", "") => o.fault_ap = true,
+                _ => usage(&arg),
+            }
+        }
+        o
+    }
+}
+
+fn usage(arg: &str) -> ! {
+    eprintln!(
+        "hello_cpus: bad argument `{arg}` (valid: memory=KiB heap=KiB strategy=parallel|sequential delays=fast|spec panic-ap fault-ap)"
+    );
+    std::process::exit(2)
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+fn hex(v: &str) -> Option<u64> {
+    u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()
+}
+
+/// `0x11000-0x9f000,0x...` → ranges.
+fn parse_ranges(v: &str) -> Vec<PhysRange> {
+    v.split(',')
+        .filter_map(|r| {
+            let (a, b) = r.split_once('-')?;
+            let (a, b) = (hex(a)?, hex(b)?);
+            (b > a).then_some(PhysRange {
+                base: a,
+                len: b - a,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,73 @@
+// AP long-mode entry: the first code an AP runs outside the trampoline page.
+//
+// The trampoline jumps here in 64-bit mode, on the transition page tables (which map this code
+// at its real virtual address, transition_tables.rs), with interrupts off, no stack, and the
+// host's page-table root in %rdx. This code loads that root — under which the same address maps
+// the same code, wherever the host loaded us — and then does what needs the host's address
+// space: it reads its APIC ID with CPUID, finds its slot in ap_boot_table (a static of this
+// library, long_mode_entry.rs), marks the slot IN_LONG_MODE, switches to the slot's stack and
+// calls entry(cpu_data).
+// An AP whose APIC ID is not in the table counts itself in ap_boot_table.stray and halts here
+// with interrupts off: it never runs Rust code or touches another CPU's stack, and it does not
+// stay in the trampoline page, which can be given back.
+//
+// The code must fit in the one 4 KiB page the transition tables map for it: it is aligned to
+// 256 bytes and shorter than that (checked by a unit test), so it never crosses a page.
+
+.section .text.ap_long_mode_entry, "ax"
+.balign 256
+.global ap_long_mode_entry
+ap_long_mode_entry:
+.code64
+    mov cr3, rdx
+
+    // APIC ID: CPUID 0x1F or 0x0B EDX (32-bit x2APIC ID) where the leaf exists and is valid
+    // (EBX[15:0] != 0), else CPUID 0x01 EBX[31:24] (SDM Vol. 2A CPUID).
+    xor eax, eax
+    cpuid
+    mov r9d, eax                        // highest basic leaf
+    mov r10d, 0x1F
+2:  cmp r9d, r10d
+    jb 3f
+    mov eax, r10d
+    xor ecx, ecx
+    cpuid
+    test bx, bx
+    jnz 5f
+3:  cmp r10d, 0x0B
+    je 4f
+    mov r10d, 0x0B
+    jmp 2b
+4:  mov eax, 1
+    cpuid
+    shr ebx, 24
+    mov edx, ebx
+5:  mov r8d, edx                        // r8d = this AP's APIC ID
+
+    lea r11, [rip + {TABLE}]
+    mov rsi, [r11 + {T_APIC_IDS}]
+    mov ecx, [r11 + {T_COUNT}]
+    xor edx, edx
+6:  cmp edx, ecx
+    jae 9f
+    cmp [rsi + rdx * 4], r8d
+    je 7f
+    inc edx
+    jmp 6b
+7:  mov rsi, [r11 + {T_CPUS}]
+    mov rdi, [rsi + rdx * 8]            // first argument: &CpuData
+    mov rsp, [rdi + {C_STACK_TOP}]
+    mov dword ptr [rdi + {C_STATE}], {STATE_IN_LONG_MODE}
+    xor ebp, ebp
+    mov rax, [r11 + {T_ENTRY}]
+    call rax                            // never returns
+    ud2
+
+9:  lock inc dword ptr [r11 + {T_STRAY}]
+8:  cli
+    hlt
+    jmp 8b
+
+.global ap_long_mode_entry_end
+ap_long_mode_entry_end:
+.text

@@ -1,0 +1,130 @@
+//! The APs' long-mode entry (`long_mode_entry.S`) and the table it finds its CPU in.
+//!
+//! The trampoline page holds only what must run below 1 MiB; everything that needs the host's
+//! address space (the CPU table, stacks, the Rust entry) starts here, in the library's own
+//! code, once the AP has loaded the host's page-table root.
+
+use core::cell::UnsafeCell;
+use core::mem::offset_of;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::boot::cpu_data::{CpuData, CpuState};
+
+/// What the long-mode entry reads (layout shared with `long_mode_entry.S`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct ApBootTable {
+    /// Address of `[u32; count]`: APIC ID of each slot.
+    apic_ids: u64,
+    /// Address of `[*const CpuData; count]`, parallel to `apic_ids`.
+    cpus: u64,
+    /// `extern "C" fn(&'static CpuData) -> !` to call on the AP's own stack.
+    entry: u64,
+    /// Number of slots.
+    count: u32,
+    /// APs that found no slot for their APIC ID (incremented by them, atomically).
+    stray: AtomicU32,
+}
+
+/// The one table: one bring-up runs at a time (start.rs holds a flag for it).
+struct TableCell(UnsafeCell<ApBootTable>);
+
+// SAFETY: the BSP writes the table only while no AP can read it (before the first SIPI of a
+// bring-up, see `ApBootTable::publish`); APs only read it, and `stray` is atomic.
+unsafe impl Sync for TableCell {}
+
+#[no_mangle]
+static AP_BOOT_TABLE: TableCell = TableCell(UnsafeCell::new(ApBootTable {
+    apic_ids: 0,
+    cpus: 0,
+    entry: 0,
+    count: 0,
+    stray: AtomicU32::new(0),
+}));
+
+core::arch::global_asm!(
+    include_str!("long_mode_entry.S"),
+    TABLE = sym AP_BOOT_TABLE,
+    T_APIC_IDS = const offset_of!(ApBootTable, apic_ids),
+    T_CPUS = const offset_of!(ApBootTable, cpus),
+    T_ENTRY = const offset_of!(ApBootTable, entry),
+    T_COUNT = const offset_of!(ApBootTable, count),
+    T_STRAY = const offset_of!(ApBootTable, stray),
+    C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
+    C_STATE = const CpuData::STATE_OFFSET,
+    STATE_IN_LONG_MODE = const CpuState::InLongMode as u32,
+);
+
+extern "C" {
+    static ap_long_mode_entry: u8;
+    static ap_long_mode_entry_end: u8;
+}
+
+/// Virtual address of the long-mode entry (what the trampoline jumps to).
+pub fn entry_address() -> u64 {
+    (&raw const ap_long_mode_entry) as u64
+}
+
+/// Length of the long-mode entry code in bytes.
+pub fn entry_len() -> usize {
+    (&raw const ap_long_mode_entry_end) as usize - (&raw const ap_long_mode_entry) as usize
+}
+
+impl ApBootTable {
+    /// Publishes the CPU table and entry for the APs about to be started, and clears the stray
+    /// count.
+    ///
+    /// # Safety
+    /// No AP may be running the long-mode entry (none started yet in this bring-up, and those
+    /// of an earlier one have left it); `apic_ids` and `cpus` must stay valid, with `count`
+    /// entries each, for as long as APs may be started with them.
+    pub unsafe fn publish(
+        apic_ids: *const u32,
+        cpus: *const *const CpuData,
+        count: u32,
+        entry: u64,
+    ) {
+        // SAFETY: no reader exists now (caller's contract); the SIPIs that follow order these
+        // writes before any AP's reads (the ICR write is serializing for the sending CPU and the
+        // AP starts after it).
+        unsafe {
+            let t = &mut *AP_BOOT_TABLE.0.get();
+            t.apic_ids = apic_ids as u64;
+            t.cpus = cpus as u64;
+            t.entry = entry;
+            t.count = count;
+        }
+        Self::stray_counter().store(0, Ordering::SeqCst);
+    }
+
+    /// APs that woke up with an APIC ID not in the table (they halt in the entry code).
+    pub fn stray() -> u32 {
+        Self::stray_counter().load(Ordering::Acquire)
+    }
+
+    fn stray_counter() -> &'static AtomicU32 {
+        // SAFETY: `stray` is only ever accessed atomically (here and by `lock inc` in the
+        // entry code); taking a shared reference to it does not alias a `&mut`.
+        unsafe { &(*AP_BOOT_TABLE.0.get()).stray }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_fits_in_one_page_wherever_it_is_loaded() {
+        assert!(entry_len() > 0);
+        assert!(
+            entry_len() <= 256,
+            "long-mode entry is {} bytes",
+            entry_len()
+        );
+        assert_eq!(entry_address() % 256, 0);
+        assert_eq!(
+            entry_address() / 4096,
+            (entry_address() + entry_len() as u64 - 1) / 4096
+        );
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Plots what `cargo xtask bench` measured, from the CSV files it writes beside its results.
+
+    plot_bench.py PREFIX
+
+reads PREFIX-bringup.csv, PREFIX-linux.csv and PREFIX-throughput.csv and writes
+PREFIX-bringup.png (bring-up latency vs CPU count, one panel per accelerator, each strategy and
+delay policy with the wake-up floor, the Linux guest's best configuration and the computed waits
+of a 10 ms / 200 µs sequential bring-up) and PREFIX-throughput.png (allocation and lock
+throughput vs working CPUs).
+"""
+
+import csv
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: write files only
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read(path):
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+
+
+def plot_bringup(prefix):
+    rows = read(prefix + "-bringup.csv")
+    linux = read(prefix + "-linux.csv")
+    accels = sorted({r["accel"] for r in rows})
+    fig, axes = plt.subplots(1, len(accels), figsize=(6.5 * len(accels), 5), squeeze=False)
+    for ax, accel in zip(axes[0], accels):
+        mine = [r for r in rows if r["accel"] == accel]
+        combos = sorted({(r["strategy"], r["delays"]) for r in mine})
+        for strategy, delays in combos:
+            pts = sorted(
+                (int(r["cpus"]), float(r["median_us"]) / 1e3)
+                for r in mine
+                if (r["strategy"], r["delays"]) == (strategy, delays)
+            )
+            ax.plot(*zip(*pts), marker="o", label=f"{strategy}, {delays} delays")
+        # The floor is measured in every boot; the default strategy's boots give one curve.
+        floor = sorted(
+            (int(r["cpus"]), float(r["floor_us"]) / 1e3)
+            for r in mine
+            if (r["strategy"], r["delays"]) == ("parallel", "fast")
+        )
+        if floor:
+            ax.plot(*zip(*floor), "k--", label="wake-up floor (measured)")
+        ns = sorted({int(r["cpus"]) for r in mine})
+        ax.plot(ns, [(n - 1) * 10.4 for n in ns], ":", color="grey",
+                label="10 ms + 2×200 µs sequential waits (computed)")
+        lx = sorted(
+            (int(r["cpus"]), float(r["median_ms"]))
+            for r in linux
+            if r["accel"] == accel
+        )
+        if lx:
+            ax.plot(*zip(*lx), marker="s", color="tab:red", label="Linux guest, best config")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("CPUs (-smp)")
+        ax.set_ylabel("first INIT to last AP check-in (ms, median)")
+        ax.set_title(f"Bring-up under {accel}, -M microvm")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(prefix + "-bringup.png", dpi=110)
+
+
+def plot_throughput(prefix):
+    rows = read(prefix + "-throughput.csv")
+    if not rows:
+        return
+    accels = sorted({r["accel"] for r in rows})
+    fig, axes = plt.subplots(2, len(accels), figsize=(6.5 * len(accels), 8), squeeze=False)
+    for col, accel in enumerate(accels):
+        mine = [r for r in rows if r["accel"] == accel]
+        # The largest VM of each accelerator has every working-CPU count (1, 2, all).
+        vm = max(int(r["vm_cpus"]) for r in mine)
+        mine = [r for r in mine if int(r["vm_cpus"]) == vm]
+        for row, kind in enumerate(["alloc", "lock"]):
+            ax = axes[row][col]
+            for name in sorted({r["name"] for r in mine if r["name"].startswith(kind)}):
+                pts = sorted(
+                    (int(r["working"]), float(r["mops"])) for r in mine if r["name"] == name
+                )
+                ax.plot(*zip(*pts), marker="o", label=name)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("CPUs working at once")
+            ax.set_ylabel("million operations per second (all CPUs)")
+            ax.set_title(f"{'Allocation' if kind == 'alloc' else 'Locks'}, {accel}, -smp {vm}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(prefix + "-throughput.png", dpi=110)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: plot_bench.py PREFIX")
+    plot_bringup(sys.argv[1])
+    plot_throughput(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+#![cfg_attr(not(test), no_std)]
+//! The stand-in host's pure logic: everything that does not touch hardware, so that it runs as
+//! ordinary host tests (`cargo test`). The kernel (`standin_host`) feeds it bytes and addresses.
+//!
+//! - [`cmdline`]: splitting `-append` into host options and the program's argv, and the options;
+//! - [`cpio`]: finding the program in the initramfs (cpio "newc");
+//! - [`elf`]: checking a static-pie ELF and where its segments go;
+//! - [`initial_stack`]: the stack a Linux program starts with (argc, argv, envp, auxv);
+//! - [`multiboot`]: the multiboot 1 information block (command line, memory map, modules);
+//! - [`ranges`]: physical range arithmetic (free low memory minus what the host uses);
+//! - [`rsdp`]: recognising the ACPI RSDP in a scanned BIOS area;
+//! - [`civil`]: calendar dates to Unix time (the CMOS clock);
+//! - [`layout`]: where things live in the program's address space;
+//! - [`linux`]: the Linux x86_64 ABI numbers the host answers (syscalls, errno, auxv keys).
+
+pub mod civil;
+pub mod cmdline;
+pub mod cpio;
+pub mod elf;
+pub mod initial_stack;
+pub mod layout;
+mod le;
+pub mod linux;
+pub mod multiboot;
+pub mod ranges;
+pub mod rsdp;

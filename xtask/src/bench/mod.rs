@@ -1,0 +1,254 @@
+//! `cargo xtask bench`: boots the release image many times and publishes what it measured.
+//!
+//! 1. Bring-up (bringup.rs): each boot runs with `bench=floor`: the kernel first measures the
+//!    wake-up floor (a minimal probe started with the same IPIs, see
+//!    multicore/src/boot/floor.rs), then brings the CPUs up, prints both figures as `floor:` and
+//!    `bringup:` lines and exits. The runner also times, on the host, QEMU start to the
+//!    kernel's first line and to `All CPUs started!`.
+//! 2. Runtime (runtime.rs): per accelerator and VM size, a boot with `bench=runtime` gives
+//!    latency distributions (two VM exits, IPI round trip with the target halted and polling,
+//!    empty `run_on`, empty `run_on_all`) and lock / allocation throughputs.
+//! 3. The Linux guest baseline (crate::linux_guest), under TCG, in the same run.
+//! 4. The targets of issue 5 checked against the figures (targets.rs), the results file, CSV
+//!    data and PNG plots (plot.rs).
+
+mod bringup;
+mod plot;
+mod runtime;
+mod targets;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::build;
+use crate::linux_guest;
+use crate::qemu::{self, Accel, Qemu};
+use bringup::Point;
+use runtime::RuntimeBoot;
+
+/// The value of `key=` in `line` (`key=123 other=...`).
+pub(crate) fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// The date for the results file.
+pub(crate) fn now_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
+/// The options of a run.
+pub struct BenchOptions {
+    /// The smoke run: few points, few boots.
+    pub quick: bool,
+    /// Where the Markdown results go (the CSV data and plots go beside it).
+    pub out: Option<PathBuf>,
+}
+
+/// What a run is made of.
+struct Plan {
+    cpu_counts: &'static [u32],
+    combos: &'static [(&'static str, &'static str)],
+    boots: usize,
+    runtime_cpus: &'static [u32],
+    linux_cpus: &'static [u32],
+    linux_boots: usize,
+}
+
+const FULL: Plan = Plan {
+    cpu_counts: &[2, 4, 8, 16, 32, 64, 128],
+    combos: &[
+        ("parallel", "fast"),
+        ("parallel", "spec"),
+        ("sequential", "fast"),
+        ("sequential", "spec"),
+    ],
+    boots: 5,
+    runtime_cpus: &[2, 4, 64],
+    linux_cpus: &[2, 4, 8, 16, 32, 64],
+    linux_boots: 3,
+};
+
+/// The smoke run `make test` exercises: every stage, few boots. Its numbers are not asserted.
+const QUICK: Plan = Plan {
+    cpu_counts: &[2, 4],
+    combos: &[("parallel", "fast"), ("sequential", "spec")],
+    boots: 2,
+    runtime_cpus: &[2],
+    linux_cpus: &[2],
+    linux_boots: 1,
+};
+
+/// Runs the benchmark and writes the results file, its data and plots.
+pub fn run(options: BenchOptions) -> Result<(), String> {
+    let plan = if options.quick { &QUICK } else { &FULL };
+    let images = build::kernel()?;
+    let qemu = Qemu::detect()?;
+    let mut accels = vec![Accel::Tcg];
+    if qemu.kvm_unusable.is_none() {
+        accels.insert(0, Accel::Kvm);
+    }
+    let out = options
+        .out
+        .unwrap_or_else(|| build::root().join("bench/latest.md"));
+    let dir = out.parent().map(PathBuf::from).unwrap_or_default();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+
+    let points = bring_up(&qemu, &images.multiboot, &accels, plan)?;
+    let runtime = runtime_boots(&qemu, &images.multiboot, &accels, plan)?;
+    let linux = linux_guest::run(
+        &qemu,
+        plan.linux_cpus,
+        plan.linux_boots,
+        options.quick,
+        &mut |s| eprint!("\rbench: Linux guest: {s}                    "),
+    )?;
+    eprintln!();
+
+    let mut report = bringup::render(&qemu, &points, plan.boots);
+    report.push_str(&linux_guest::render(&linux));
+    report.push_str(&runtime::render_latencies(&runtime));
+    report.push_str(&runtime::render_throughputs(&runtime));
+    report.push_str(&targets::render(&points, &runtime, &linux));
+    let plots = plot::write(&dir, &stem(&out), &points, &runtime, &linux)?;
+    report.push_str(&plot::render_links(&plots));
+    print!("{report}");
+    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("bench: results written to {}", out.display());
+    Ok(())
+}
+
+/// The file name of `out` without its extension ("latest" for bench/latest.md).
+fn stem(out: &std::path::Path) -> String {
+    out.file_stem()
+        .map_or("bench".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Every bring-up point, booted `plan.boots` times each.
+fn bring_up(
+    qemu: &Qemu,
+    image: &std::path::Path,
+    accels: &[Accel],
+    plan: &Plan,
+) -> Result<Vec<Point>, String> {
+    let mut points = Vec::new();
+    for &accel in accels {
+        for &cpus in plan.cpu_counts {
+            for &(strategy, delays) in plan.combos {
+                points.push(Point {
+                    accel,
+                    cpus,
+                    strategy,
+                    delays,
+                    samples: Vec::new(),
+                    failures: Vec::new(),
+                });
+            }
+        }
+    }
+    let total = points.len() * plan.boots;
+    let mut done = 0;
+    for point in &mut points {
+        for boot in 0..plan.boots {
+            done += 1;
+            eprint!(
+                "\rbench: boot {done}/{total}: {} -smp {} {} {} (#{})        ",
+                point.accel.name(),
+                point.cpus,
+                point.strategy,
+                point.delays,
+                boot + 1
+            );
+            // A failed boot is repeated once and reported in the results; a second failure
+            // of the same boot ends the run.
+            let mut attempt = 0;
+            loop {
+                let mut cmd = qemu.base_command(point.accel, "microvm", image);
+                cmd.args(["-smp", &point.cpus.to_string()]);
+                cmd.args([
+                    "-append",
+                    &format!(
+                        "bringup={} delays={} bench=floor",
+                        point.strategy, point.delays
+                    ),
+                ]);
+                let out = qemu::run(cmd, Duration::from_secs(180), None)?;
+                let sample = if out.exit == Some(33) {
+                    bringup::parse_sample(&out.timed_lines, point.cpus)
+                } else {
+                    Err(format!("exit status {:?}", out.exit))
+                };
+                match sample {
+                    Ok(sample) => {
+                        point.samples.push(sample);
+                        break;
+                    }
+                    Err(why) if attempt == 0 => {
+                        let last = out
+                            .serial
+                            .lines()
+                            .rev()
+                            .find(|l| !l.is_empty())
+                            .unwrap_or("");
+                        point.failures.push(format!("{why}; last line: `{last}`"));
+                        attempt += 1;
+                    }
+                    Err(why) => {
+                        return Err(format!(
+                            "\nboot failed twice for {} -smp {} {} {}: {why}\n{}{}",
+                            point.accel.name(),
+                            point.cpus,
+                            point.strategy,
+                            point.delays,
+                            out.serial,
+                            out.stderr
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    eprintln!();
+    Ok(points)
+}
+
+/// One `bench=runtime` boot per accelerator and VM size.
+fn runtime_boots(
+    qemu: &Qemu,
+    image: &std::path::Path,
+    accels: &[Accel],
+    plan: &Plan,
+) -> Result<Vec<RuntimeBoot>, String> {
+    let mut boots = Vec::new();
+    for &accel in accels {
+        for &cpus in plan.runtime_cpus {
+            eprint!(
+                "\rbench: runtime latencies and throughputs, {} -smp {cpus}                    ",
+                accel.name()
+            );
+            let mut cmd = qemu.base_command(accel, "microvm", image);
+            cmd.args(["-smp", &cpus.to_string(), "-append", "bench=runtime"]);
+            let out = qemu::run(cmd, Duration::from_secs(600), None)?;
+            if out.exit != Some(33) {
+                return Err(format!(
+                    "\nbench=runtime boot failed ({:?}{}):\n{}{}",
+                    out.exit,
+                    if out.timed_out { ", timed out" } else { "" },
+                    out.serial,
+                    out.stderr
+                ));
+            }
+            boots.push(
+                RuntimeBoot::parse(accel, cpus, &out.serial)
+                    .map_err(|e| format!("bench=runtime, {} -smp {cpus}: {e}", accel.name()))?,
+            );
+        }
+    }
+    eprintln!();
+    Ok(boots)
+}
