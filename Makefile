@@ -12,7 +12,7 @@ APPEND  ?=
 IMAGE   := target/x86_64-unknown-none/release/rust_multicore
 CARGO   ?= cargo
 
-.PHONY: all asm rust run debug test test-host test-loom test-qemu lint bench bench-quick setup setup-qemu10 clean
+.PHONY: example all asm rust run debug test test-host test-loom test-qemu lint bench bench-quick setup setup-qemu10 clean
 
 all: rust
 
@@ -28,6 +28,12 @@ rust: setup
 
 run: setup
 	$(CARGO) xtask run --smp $(SMP) --machine $(MACHINE) --accel $(ACCEL) $(if $(APPEND),--append '$(APPEND)')
+
+# The hosted example (hello_cpus/, a std program) on the stand-in host kernel (standin/): the
+# library starts every CPU from the program's main. KVM is tried and, where this machine's KVM
+# cannot run ring-0 SSE code, the runner says so and uses TCG.
+example: setup
+	$(CARGO) xtask standin --package hello_cpus --smp $(SMP) --accel $(ACCEL)
 
 # QEMU halts before the first instruction and waits for gdb on :1234 (instructions printed).
 debug: setup

@@ -64,12 +64,19 @@ pub fn render(points: &[Point], runtime: &[RuntimeBoot], linux: &[LinuxRow]) -> 
             if let Some(two) = point(points, accel, 2) {
                 let path = two.median_us().saturating_sub(two.floor_us()) as f64;
                 let bound = (p.cpus - 1) as f64 * path / host_cpus;
+                let share = 100.0 * bound / p.median_us().max(1) as f64;
+                let verdict = if share >= 50.0 {
+                    "So the APs' own work, not the IPIs, is most of it."
+                } else {
+                    "So most of it is neither the IPIs nor the APs' own work: it is vCPU threads \
+                     waiting for a host core (more vCPUs than host cores, and whatever else the \
+                     host runs)."
+                };
                 notes.push(format!(
                     "- {} bring-up at -smp {}: {:.1}× the floor, {:.1}× over the target. One AP's own \
                      path (bring-up minus floor at -smp 2) costs {:.0} µs here; {} APs sharing {} host \
                      cores need at least {:.0} µs for their paths alone ({:.0}% of the measured {} µs), \
-                     while the floor's probe runs one locked increment. So the AP path, not the IPIs, \
-                     dominates.{}",
+                     while the floor's probe runs one locked increment. {verdict}{}",
                     accel.name(),
                     p.cpus,
                     ratio,
@@ -78,12 +85,12 @@ pub fn render(points: &[Point], runtime: &[RuntimeBoot], linux: &[LinuxRow]) -> 
                     p.cpus - 1,
                     host_cpus,
                     bound,
-                    100.0 * bound / p.median_us().max(1) as f64,
+                    share,
                     p.median_us(),
                     if accel == Accel::Kvm {
                         " Under this machine's KVM, guest ring-0 code is emulated instruction by \
-                         instruction, so every instruction of the AP path costs like a VM exit; \
-                         see the two-CPUID figure below."
+                         instruction, so every instruction of the AP path costs like a VM exit \
+                         (two CPUID exits: see the latency table)."
                     } else {
                         ""
                     }
@@ -135,19 +142,31 @@ pub fn render(points: &[Point], runtime: &[RuntimeBoot], linux: &[LinuxRow]) -> 
         );
         if let (Some(polling), true) = (polling, ratio > 2.0) {
             let pr = polling.p50_cycles as f64 / exits.p50_cycles.max(1) as f64;
+            let why = if polling.p50_ns < rtt.p50_ns {
+                format!(
+                    "The difference ({:.1} µs) is the host waking a halted vCPU thread{}; the rest \
+                     is the IPI path itself: two ICR writes, two interrupt deliveries and two \
+                     handlers, all ring-0 code that this machine's KVM emulates.",
+                    (rtt.p50_ns - polling.p50_ns) as f64 / 1e3,
+                    if b.cpus as f64 > host_cpus {
+                        " (and, with more vCPUs than host cores, getting it scheduled)"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                format!(
+                    "Polling is slower here, not faster: a spinning vCPU is ring-0 code this \
+                     machine's KVM emulates, so it keeps a host core busy that the sender's vCPU \
+                     (and QEMU's own threads) then wait for; {} vCPUs on {} host cores. The \
+                     halted figure is the one the runtime lives with.",
+                    b.cpus, host_cpus
+                )
+            };
             notes.push(format!(
                 "- IPI round trip, KVM -smp {}: {ratio:.1}× two VM exits with the target halted \
-                 (the runtime's idle), {pr:.1}× with the target polling. The difference ({:.1} µs) \
-                 is the host waking a halted vCPU thread{}; the rest is the IPI path itself: two \
-                 ICR writes, two interrupt deliveries and two handlers, all ring-0 code that this \
-                 machine's KVM emulates.",
+                 (the runtime's idle), {pr:.1}× with the target polling. {why}",
                 b.cpus,
-                (rtt.p50_ns as f64 - polling.p50_ns as f64) / 1e3,
-                if b.cpus as f64 > host_cpus {
-                    " (and, with more vCPUs than host cores, getting it scheduled)"
-                } else {
-                    ""
-                }
             ));
         }
     }
