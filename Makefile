@@ -53,7 +53,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p rust_multicore -p multicore -p standin_host --target x86_64-unknown-none --release -- -D warnings
-	$(CARGO) clippy -p hello_cpus -p multicore --target x86_64-unknown-linux-musl --release -- -D warnings
+	$(CARGO) clippy -p hello_cpus -p multicore -p multicore_capi --target x86_64-unknown-linux-musl --release -- -D warnings
 
 test-qemu:
 	$(CARGO) xtask qemu-test

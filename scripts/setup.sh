@@ -57,4 +57,15 @@ elif ! command -v "${QEMU:-qemu-system-x86_64}" >/dev/null; then
     exit 1
   fi
 fi
+# The C example of the library's C interface (capi/example) is compiled with musl-gcc.
+if ! command -v musl-gcc >/dev/null; then
+  if command -v apt-get >/dev/null && as_root true; then
+    say "installing musl-tools (musl-gcc, for the C example)"
+    as_root apt-get update -qq
+    apt_install musl-tools
+  else
+    echo "setup: musl-gcc is missing and cannot be installed from here: run 'sudo apt-get install musl-tools' and try again" >&2
+    exit 1
+  fi
+fi
 say "ready: $(rustc --version), $("${QEMU:-qemu-system-x86_64}" --version | head -n 1)"

@@ -584,6 +584,24 @@ fn standin_cases() -> Vec<standin::Case> {
             .prints("Boot trampoline copied to 0x12000")
             .prints("occupied page 0x11000"),
     );
+    // The C interface (capi/: static library + cbindgen header) from a C program.
+    cases.push(
+        Case::hello_cpus("standin-c hello_cpus.c -smp 4", Tcg, "microvm", 4)
+            .initrd(standin::Initrd::HelloC)
+            .program("/hello_cpus_c")
+            .expect(
+                33,
+                &[
+                    "hello_cpus.c: main runs on the BSP",
+                    "Hello World from CPU 1 (APIC ID 1) [C, arg 42]",
+                    "Hello World from CPU 2 (APIC ID 2) [C, arg 42]",
+                    "Hello World from CPU 3 (APIC ID 3) [C, arg 42]",
+                    "hello_cpus.c: 3 APs ran the entry, index sum 6",
+                    "hello_cpus.c: 4/4 CPUs online",
+                    "standin: low memory intact",
+                ],
+            ),
+    );
     // The host's timer keeps ticking while the BSP starts the APs (spec waits: 10 ms at least).
     cases.push(
         Case::hello_cpus("standin-cpus timer during bring-up", Tcg, "pc", 4)

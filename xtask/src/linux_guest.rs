@@ -55,9 +55,10 @@ const DONE: &str = "smp: Brought up ";
 /// The line after which a boot hangs forever (see the module documentation).
 const DOOMED: &str = "could not calculate TSC khz";
 
-/// How many boots of one sample may hang in their TSC calibration before the run gives up.
-/// One boot in eight did in a full run here, more while the host was busy.
-const DOOMED_BOOTS: usize = 5;
+/// How many boots of one sample may hang in their TSC calibration before that sample is
+/// given up (a row left with no sample at all ends the run). One boot in eight hung in a full
+/// run here; with the host busy with other work, five in a row happened.
+const DOOMED_BOOTS: usize = 10;
 
 /// A fetched kernel.
 #[derive(Debug, Clone)]
@@ -328,13 +329,19 @@ fn run_plan(
                         kernel.version,
                         config.label(lpj_value(lpj))
                     ));
-                    // Config::all puts `default` first, so the value is known by now.
-                    let preset = if config.lpj {
-                        Some(lpj_value(lpj).ok_or("no lpj= value before an lpj= boot")?)
-                    } else {
-                        None
+                    // Config::all puts `default` first, so the value is known by now, unless
+                    // that boot's sample was given up.
+                    let preset = match (config.lpj, lpj_value(lpj)) {
+                        (false, _) => None,
+                        (true, Some(value)) => Some(value),
+                        (true, None) => {
+                            row.repeats.push("no lpj= value yet, boot skipped".into());
+                            continue;
+                        }
                     };
-                    let lines = measure(qemu, kernel, cpus, config, preset, row)?;
+                    let Some(lines) = measure(qemu, kernel, cpus, config, preset, row)? else {
+                        continue;
+                    };
                     if lpj.is_none() && !config.lpj {
                         let (value, how) = lpj_of_boot(&lines, kernel.hz).ok_or_else(|| {
                             format!(
@@ -349,6 +356,14 @@ fn run_plan(
                 }
             }
             for (row, &config) in rows[first_row..].iter_mut().zip(&active) {
+                if row.samples_ms.is_empty() {
+                    return Err(format!(
+                        "Linux {} -smp {cpus} {}: no boot got through: {}",
+                        kernel.version,
+                        config.label(lpj_value(lpj)),
+                        row.repeats.join("; ")
+                    ));
+                }
                 row.config = config.label(lpj_value(lpj));
                 if config.lpj {
                     row.lpj_from = lpj.as_ref().map(|l| l.from.clone());
@@ -382,8 +397,10 @@ fn dominated(rows: &[LinuxRow], kernel: &str, prev: u32, config: &str, cpus: u32
 }
 
 /// Boots `kernel` until one boot gives a sample, adds it to `row` and returns that boot's
-/// serial lines. A boot that hung in its TSC calibration is repeated up to [`DOOMED_BOOTS`]
-/// times (it costs a few seconds), any other failure (a timeout, QEMU or Linux dying) once.
+/// serial lines. A boot that hung in its TSC calibration is repeated (it costs a few seconds);
+/// after [`DOOMED_BOOTS`] of them the sample is given up (`None`, noted in `row.repeats`).
+/// Any other failure (a timeout, QEMU or Linux dying) is repeated once, then ends the run, and
+/// so does a bring-up that ends without every CPU.
 fn measure(
     qemu: &Qemu,
     kernel: &Kernel,
@@ -391,7 +408,7 @@ fn measure(
     config: Config,
     lpj: Option<u64>,
     row: &mut LinuxRow,
-) -> Result<Vec<String>, String> {
+) -> Result<Option<Vec<String>>, String> {
     let mut append = String::from("console=ttyS0 panic=-1");
     if let Some(lpj) = lpj {
         let _ = write!(append, " lpj={lpj}");
@@ -408,7 +425,7 @@ fn measure(
         let why = match bringup_ms(&out.timed_lines, cpus) {
             Ok(ms) => {
                 row.samples_ms.push(ms);
-                return Ok(out.timed_lines.into_iter().map(|(_, l)| l).collect());
+                return Ok(Some(out.timed_lines.into_iter().map(|(_, l)| l).collect()));
             }
             // Linux finished its bring-up without some CPUs: that is an answer, not a fluke.
             Err(Failure::WrongCount(why)) => {
@@ -430,7 +447,12 @@ fn measure(
                 }
             }
         };
-        if doomed == DOOMED_BOOTS || other == 2 {
+        if doomed == DOOMED_BOOTS {
+            row.repeats
+                .push(format!("{why}; sample given up after {doomed} such boots"));
+            return Ok(None);
+        }
+        if other == 2 {
             let tail: Vec<&str> = out.serial.lines().rev().take(15).collect();
             return Err(format!(
                 "Linux {} -smp {cpus} `{append}`: {} boots failed, the last: {why}\n\

@@ -88,6 +88,78 @@ pub fn build_program(package: &str, bin: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Builds the C example (capi/example/hello_cpus.c) against the library's static library and
+/// C header (capi/: `libmulticore.a`, `include/multicore.h`) as a musl static-pie program.
+/// Debian's musl-gcc cannot link static-pie itself (its specs file knows only static and
+/// dynamic), so it compiles and `ld` links with musl's self-relocating start file (rcrt1.o).
+pub fn build_c_example() -> Result<PathBuf, String> {
+    cargo(&[
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "multicore_capi",
+        "--target",
+        PROGRAM_TARGET,
+    ])?;
+    let root = build::root();
+    let release = build::target_dir().join(PROGRAM_TARGET).join("release");
+    let object = release.join("hello_cpus_c.o");
+    let out = release.join("hello_cpus_c");
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let status = cmd
+            .status()
+            .map_err(|e| format!("cannot run {what}: {e} (install musl-tools: `make setup`)"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what} failed"))
+        }
+    };
+    run(
+        Command::new("musl-gcc")
+            .args(["-O2", "-fPIE", "-Wall", "-Werror", "-c", "-o"])
+            .arg(&object)
+            .arg("-I")
+            .arg(root.join("capi/include"))
+            .arg(root.join("capi/example/hello_cpus.c")),
+        "musl-gcc",
+    )?;
+    let musl = Path::new("/usr/lib/x86_64-linux-musl");
+    let gcc = Command::new("gcc")
+        .arg("-print-libgcc-file-name")
+        .output()
+        .map_err(|e| format!("cannot run gcc: {e}"))?;
+    let libgcc = PathBuf::from(String::from_utf8_lossy(&gcc.stdout).trim());
+    let gcc_dir = libgcc.parent().map(Path::to_path_buf).unwrap_or_default();
+    run(
+        Command::new("ld")
+            .args([
+                "-static",
+                "-pie",
+                "--no-dynamic-linker",
+                "-z",
+                "text",
+                "--gc-sections",
+            ])
+            .arg("-o")
+            .arg(&out)
+            .arg(musl.join("rcrt1.o"))
+            .arg(musl.join("crti.o"))
+            .arg(gcc_dir.join("crtbeginS.o"))
+            .arg(&object)
+            .arg(release.join("libmulticore.a"))
+            .arg(musl.join("libc.a"))
+            .arg(&libgcc)
+            .arg(gcc_dir.join("crtendS.o"))
+            .arg(musl.join("crtn.o")),
+        "ld (static-pie link of the C example)",
+    )?;
+    let bytes = std::fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    standin_core::elf::parse(&bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
 /// A cpio "newc" archive of regular files (mode 0755), as the Linux initramfs format defines
 /// it: a `070701` header of 13 eight-digit hex fields, the NUL-terminated name, the data, each
 /// padded to 4 bytes, and a `TRAILER!!!` entry last.
@@ -470,6 +542,8 @@ pub enum Initrd {
     Dynamic,
     /// The example of the multicore library as /hello_cpus.
     HelloCpus,
+    /// The C example (capi/example) as /hello_cpus_c.
+    HelloC,
 }
 
 /// A check on the serial output beyond plain substrings.
@@ -853,6 +927,11 @@ pub fn run_cases(qemu: &Qemu, cases: Vec<Case>, filter: Option<&str>) -> Result<
             Initrd::HelloCpus => {
                 return write_initrd("hello_cpus.cpio", &[("hello_cpus", &hello_cpus_bytes)])
                     .map(Some)
+            }
+            Initrd::HelloC => {
+                let c = build_c_example()?;
+                let bytes = std::fs::read(&c).map_err(|e| format!("{}: {e}", c.display()))?;
+                return write_initrd("hello_cpus_c.cpio", &[("hello_cpus_c", &bytes)]).map(Some);
             }
         };
         write_initrd(file, &[(HELLO_PACKAGE, &data)]).map(Some)

@@ -76,8 +76,17 @@ pub fn print(args: fmt::Arguments<'_>) {
     write_unlocked(args);
 }
 
-/// Writes without the lock: after a fault, whoever held the lock may never release it.
+/// Writes a fault report: with the lock if it can be had within about a millisecond (so that
+/// reports from several CPUs do not interleave), else without: whoever held it may have been
+/// the CPU that faulted, and will never release it.
 pub fn print_unlocked(args: fmt::Arguments<'_>) {
+    for _ in 0..100_000 {
+        if let Some(_line) = LOCK.try_lock() {
+            write_unlocked(args);
+            return;
+        }
+        core::hint::spin_loop();
+    }
     write_unlocked(args);
 }
 
