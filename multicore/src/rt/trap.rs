@@ -86,11 +86,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 
 /// "N" for a runtime CPU or a hosted AP, "?" otherwise (before the runtime).
 fn cpu_label() -> CpuLabel {
-    CpuLabel(
-        current()
-            .map(|c| c.index)
-            .or_else(crate::hosted::current_ap),
-    )
+    let index = current().map(|c| c.index);
+    #[cfg(not(loom))]
+    let index = index.or_else(crate::hosted::current_ap);
+    CpuLabel(index)
 }
 
 struct CpuLabel(Option<u32>);
