@@ -441,7 +441,11 @@ fn measure(
             Err(Failure::Incomplete(why)) => {
                 other += 1;
                 if out.timed_out {
-                    format!("no `{DONE}` within {} s ({why})", timeout(cpus).as_secs())
+                    format!(
+                        "no `{}` within {} s ({why})",
+                        DONE.trim_end(),
+                        timeout(cpus).as_secs()
+                    )
                 } else {
                     format!("{why}, QEMU exit status {:?}", out.exit)
                 }
