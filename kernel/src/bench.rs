@@ -118,8 +118,10 @@ fn ipi_round_trip_polling(target: usize) {
     report("ipi_round_trip_polling", target, samples);
 }
 
-/// How long each throughput measurement runs, in microseconds.
-const THROUGHPUT_US: u64 = 20_000;
+/// How long each throughput measurement runs, in microseconds: long enough for hundreds of
+/// operations even where ring-0 code is emulated (this machine's KVM: an allocation and its
+/// free take ~0.4 ms there).
+const THROUGHPUT_US: u64 = 100_000;
 
 /// Runs `work(deadline)` on CPUs 0..`k` at once, after a barrier, each until the TSC passes
 /// its own deadline (`THROUGHPUT_US` after the barrier); prints
@@ -161,13 +163,13 @@ fn participant_counts() -> Vec<usize> {
 
 /// Runs `op` until `deadline`, checking the clock every 16 operations (reading the TSC costs
 /// about as much as an uncontended lock).
-fn repeat_until(deadline: u64, mut op: impl FnMut()) -> u64 {
+fn repeat_until(deadline: u64, batch: u64, mut op: impl FnMut()) -> u64 {
     let mut ops = 0;
     loop {
-        for _ in 0..16 {
+        for _ in 0..batch {
             op();
         }
-        ops += 16;
+        ops += batch;
         if tsc::now() >= deadline {
             return ops;
         }
@@ -182,30 +184,34 @@ fn locks() {
     let irq_safe = IrqSafeMutex::new(0u64);
     let rw = SpinRwLock::new(0u64);
     for k in participant_counts() {
-        throughput("lock_spin", k, |d| repeat_until(d, || *spin.lock() += 1));
+        throughput("lock_spin", k, |d| {
+            repeat_until(d, 16, || *spin.lock() += 1)
+        });
         throughput("lock_ticket", k, |d| {
-            repeat_until(d, || *ticket.lock() += 1)
+            repeat_until(d, 16, || *ticket.lock() += 1)
         });
         throughput("lock_irq_safe", k, |d| {
-            repeat_until(d, || *irq_safe.lock() += 1)
+            repeat_until(d, 16, || *irq_safe.lock() += 1)
         });
-        throughput("lock_rw_write", k, |d| repeat_until(d, || *rw.write() += 1));
+        throughput("lock_rw_write", k, |d| {
+            repeat_until(d, 16, || *rw.write() += 1)
+        });
         throughput("lock_rw_read", k, |d| {
-            repeat_until(d, || {
+            repeat_until(d, 16, || {
                 core::hint::black_box(*rw.read());
             })
         });
     }
 }
 
-/// Allocation throughput: each participant allocates 16 blocks of 64 bytes and frees them,
+/// Allocation throughput: each participant allocates 4 blocks of 64 bytes and frees them,
 /// again and again (one operation = one allocation and its free), first with the per-CPU
 /// arenas, then with every allocation sent to the one shared pool.
 fn allocation() {
     let layout = Layout::from_size_align(64, 16).expect("valid layout");
     let work = |deadline: u64| {
-        let mut blocks = [core::ptr::null_mut::<u8>(); 16];
-        repeat_until(deadline, || {
+        let mut blocks = [core::ptr::null_mut::<u8>(); 4];
+        repeat_until(deadline, 1, || {
             for b in blocks.iter_mut() {
                 // SAFETY: a non-zero-size layout; the block is freed below with it.
                 *b = unsafe { alloc::alloc::alloc(layout) };
@@ -215,7 +221,7 @@ fn allocation() {
                 // SAFETY: allocated just above with the same layout, freed once.
                 unsafe { alloc::alloc::dealloc(*b, layout) };
             }
-        }) * 16
+        }) * 4
     };
     for k in participant_counts() {
         throughput("alloc_per_cpu", k, work);

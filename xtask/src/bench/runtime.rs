@@ -169,9 +169,9 @@ pub fn render_throughputs(boots: &[RuntimeBoot]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n## Lock and allocation throughput (`bench=runtime`, 20 ms per figure)\n\n\
+        "\n## Lock and allocation throughput (`bench=runtime`, 100 ms per figure)\n\n\
          The first `working` CPUs run the operation at once on one shared lock (with 1: the \
-         uncontended cost), or allocate and free 64-byte blocks (16 at a time); `alloc_shared` \
+         uncontended cost), or allocate and free 64-byte blocks (4 at a time); `alloc_shared` \
          sends every allocation to the one shared pool instead of the CPU's own arena. \
          ns/op: time one CPU spends per operation.\n\n\
          | accel | CPUs | measure | working | Mops/s (all) | ns/op (per CPU) |\n\
