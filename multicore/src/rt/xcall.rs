@@ -13,8 +13,19 @@ use super::{cpu, ipi, this_cpu, tsc, vectors};
 use crate::sync::primitives::spin_hint;
 
 /// How long a synchronous call may wait before it is declared hung (then the machine stops:
-/// the closure may still borrow the caller's stack, so returning would be unsound).
-const CALL_TIMEOUT_US: u64 = 10_000_000;
+/// the closure may still borrow the caller's stack, so returning would be unsound), unless
+/// [`set_call_timeout_us`] says otherwise.
+const DEFAULT_CALL_TIMEOUT_US: u64 = 10_000_000;
+
+static CALL_TIMEOUT_US: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(DEFAULT_CALL_TIMEOUT_US);
+
+/// Sets how long a synchronous call ([`run_on`], [`run_on_all`]) may take before it is declared
+/// hung (default 10 s): longer for work that is slow on purpose, such as a lock benchmark on
+/// more vCPUs than host cores.
+pub fn set_call_timeout_us(us: u64) {
+    CALL_TIMEOUT_US.store(us.max(1), core::sync::atomic::Ordering::Relaxed);
+}
 
 /// Why a call could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,14 +60,15 @@ fn post(target: usize, job: Box<dyn FnOnce() + Send>) -> Result<CallHandle, Call
 fn wait(handle: &CallHandle, target: usize) {
     let me = this_cpu();
     let tsc = tsc();
-    let deadline = tsc.deadline_us(CALL_TIMEOUT_US);
+    let timeout_us = CALL_TIMEOUT_US.load(core::sync::atomic::Ordering::Relaxed);
+    let deadline = tsc.deadline_us(timeout_us);
     while !handle.is_done() {
         me.calls.run_pending();
         if tsc.passed(deadline) {
             super::stop::fatal(format_args!(
                 "CPU {}: cross-CPU call to CPU {target} not done after {} s",
                 me.index,
-                CALL_TIMEOUT_US / 1_000_000
+                timeout_us / 1_000_000
             ));
         }
         spin_hint();

@@ -100,7 +100,8 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
 
     let points = bring_up(&qemu, &images.multiboot, &accels, plan)?;
-    let runtime = runtime_boots(&qemu, &images.multiboot, &accels, plan)?;
+    let (runtime, runtime_failures) =
+        runtime_boots(&qemu, &images.multiboot, &accels, plan, options.quick)?;
     let linux = linux_guest::run(
         &qemu,
         plan.linux_cpus,
@@ -114,6 +115,12 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     report.push_str(&linux_guest::render(&linux));
     report.push_str(&runtime::render_latencies(&runtime));
     report.push_str(&runtime::render_throughputs(&runtime));
+    if !runtime_failures.is_empty() {
+        report.push_str(&format!(
+            "\n`bench=runtime` boots that failed (their figures are missing above):\n{}\n",
+            runtime_failures.join("\n")
+        ));
+    }
     report.push_str(&targets::render(&points, &runtime, &linux));
     let plots = plot::write(&dir, &stem(&out), &points, &runtime, &linux)?;
     report.push_str(&plot::render_links(&plots));
@@ -217,14 +224,18 @@ fn bring_up(
     Ok(points)
 }
 
-/// One `bench=runtime` boot per accelerator and VM size.
+/// One `bench=runtime` boot per accelerator and VM size. A failed boot ends the smoke run; in
+/// the full run it is listed in the results (with the last lines it printed) and the run goes
+/// on, so that one failure does not throw away the rest.
 fn runtime_boots(
     qemu: &Qemu,
     image: &std::path::Path,
     accels: &[Accel],
     plan: &Plan,
-) -> Result<Vec<RuntimeBoot>, String> {
+    quick: bool,
+) -> Result<(Vec<RuntimeBoot>, Vec<String>), String> {
     let mut boots = Vec::new();
+    let mut failures = Vec::new();
     for &accel in accels {
         for &cpus in plan.runtime_cpus {
             eprint!(
@@ -233,22 +244,38 @@ fn runtime_boots(
             );
             let mut cmd = qemu.base_command(accel, "microvm", image);
             cmd.args(["-smp", &cpus.to_string(), "-append", "bench=runtime"]);
-            let out = qemu::run(cmd, Duration::from_secs(600), None)?;
-            if out.exit != Some(33) {
-                return Err(format!(
-                    "\nbench=runtime boot failed ({:?}{}):\n{}{}",
-                    out.exit,
-                    if out.timed_out { ", timed out" } else { "" },
-                    out.serial,
-                    out.stderr
-                ));
-            }
-            boots.push(
+            let out = qemu::run(cmd, Duration::from_secs(900), None)?;
+            let parsed = if out.exit == Some(33) {
                 RuntimeBoot::parse(accel, cpus, &out.serial)
-                    .map_err(|e| format!("bench=runtime, {} -smp {cpus}: {e}", accel.name()))?,
-            );
+            } else {
+                Err(format!(
+                    "exit status {:?}{}",
+                    out.exit,
+                    if out.timed_out { ", timed out" } else { "" }
+                ))
+            };
+            match parsed {
+                Ok(boot) => boots.push(boot),
+                Err(why) if quick => {
+                    return Err(format!(
+                        "\nbench=runtime, {} -smp {cpus}: {why}\n{}{}",
+                        accel.name(),
+                        out.serial,
+                        out.stderr
+                    ))
+                }
+                Err(why) => {
+                    let tail: Vec<&str> = out.serial.lines().rev().take(3).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    failures.push(format!(
+                        "- {} -smp {cpus}: {why}; last lines: `{}`",
+                        accel.name(),
+                        tail.join("` / `")
+                    ));
+                }
+            }
         }
     }
     eprintln!();
-    Ok(boots)
+    Ok((boots, failures))
 }
