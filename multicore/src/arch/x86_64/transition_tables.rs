@@ -16,6 +16,11 @@
 /// Page-table entry bits (SDM Vol. 3A §4.5, Tables 4-15 to 4-20).
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
+/// Accessed and dirty, set from the start: otherwise every AP's first walk writes them back
+/// into the same few shared entries (atomic updates of guest memory by many CPUs at once,
+/// for bits nobody reads).
+const ACCESSED: u64 = 1 << 5;
+const DIRTY: u64 = 1 << 6;
 /// Bits 51:12 of an entry: the physical address of the next table or the page.
 const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 const PAGE: u64 = 4096;
@@ -159,13 +164,13 @@ impl<'a> TransitionTables<'a> {
             let entry = unsafe { &mut *table.add(index(virt, level)) };
             if *entry & PRESENT == 0 {
                 let next = self.take()?;
-                *entry = next.phys | PRESENT | WRITABLE;
+                *entry = next.phys | PRESENT | WRITABLE | ACCESSED;
             }
             table = self.table_at(*entry & ADDR_MASK);
         }
         // SAFETY: as above, for the last-level table.
         let entry = unsafe { &mut *table.add(index(virt, 1)) };
-        let want = phys | PRESENT | WRITABLE;
+        let want = phys | PRESENT | WRITABLE | ACCESSED | DIRTY;
         if *entry & PRESENT != 0 && *entry != want {
             return Err(TablesError::Conflict { virt });
         }
@@ -268,7 +273,7 @@ mod tests {
         assert_eq!(walk(0x10_0001_d000), None);
         // Entries are present, writable, supervisor, executable (no NX bit).
         let pte = fake.entry(fake.frames[3].phys + 8 * 8).unwrap();
-        assert_eq!(pte, 0x8000 | PRESENT | WRITABLE);
+        assert_eq!(pte, 0x8000 | PRESENT | WRITABLE | ACCESSED | DIRTY);
     }
 
     #[test]
