@@ -108,6 +108,17 @@ pub struct LocalApic {
     mode: ApicMode,
 }
 
+/// Records the BSP's mode for [`LocalApic::init_ap`] and [`LocalApic::current`].
+fn remember_bsp_mode(mode: ApicMode) {
+    match mode {
+        ApicMode::X2Apic => BSP_MODE.store(1, Ordering::Release),
+        ApicMode::XApic { phys, mmio } => {
+            BSP_XAPIC_PHYS.store(phys, Ordering::Relaxed);
+            BSP_MODE.store(mmio, Ordering::Release);
+        }
+    }
+}
+
 /// Whether CPUID offers (local APIC, x2APIC).
 fn cpuid_apic_features() -> (bool, bool) {
     let features = raw_cpuid::CpuId::new().get_feature_info();
@@ -142,13 +153,7 @@ impl LocalApic {
         };
         let apic = LocalApic { mode };
         apic.enable_hardware();
-        match mode {
-            ApicMode::X2Apic => BSP_MODE.store(1, Ordering::Release),
-            ApicMode::XApic { phys, mmio } => {
-                BSP_XAPIC_PHYS.store(phys, Ordering::Relaxed);
-                BSP_MODE.store(mmio, Ordering::Release);
-            }
-        }
+        remember_bsp_mode(mode);
         Ok(apic)
     }
 
@@ -188,13 +193,7 @@ impl LocalApic {
         if switch || !enabled {
             apic.enable_hardware();
         }
-        match mode {
-            ApicMode::X2Apic => BSP_MODE.store(1, Ordering::Release),
-            ApicMode::XApic { phys, mmio } => {
-                BSP_XAPIC_PHYS.store(phys, Ordering::Relaxed);
-                BSP_MODE.store(mmio, Ordering::Release);
-            }
-        }
+        remember_bsp_mode(mode);
         Ok(apic)
     }
 
