@@ -202,6 +202,11 @@ void mc_print(const char *text);
 int32_t mc_current_ap(void);
 
 /**
+ * How many APs reported a fault (CPU exception) after the bring-up and halted.
+ */
+uint32_t mc_stopped_aps(void);
+
+/**
  * Halts the calling AP for good (interrupts off).
  */
 void mc_park_ap(void);

@@ -277,6 +277,12 @@ pub extern "C" fn mc_current_ap() -> i32 {
     hosted::current_ap().map_or(-1, |i| i as i32)
 }
 
+/// How many APs reported a fault (CPU exception) after the bring-up and halted.
+#[no_mangle]
+pub extern "C" fn mc_stopped_aps() -> u32 {
+    hosted::stopped_aps()
+}
+
 /// Halts the calling AP for good (interrupts off).
 #[no_mangle]
 pub extern "C" fn mc_park_ap() -> ! {

@@ -33,6 +33,8 @@ thread_local! {
 
 /// APs that ran the closure to its end, and the sum of their results.
 static FINISHED: AtomicU32 = AtomicU32::new(0);
+/// APs that panicked (reported, then halted).
+static PANICKED: AtomicU32 = AtomicU32::new(0);
 static SUM: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
@@ -115,13 +117,17 @@ fn main() {
     for f in &report.failed {
         ap_println!("hello_cpus: {f}");
     }
-    // Wait (bounded) for the APs that came online to finish their closure.
-    let broken = options.panic_ap || options.fault_ap;
-    let want = report.online - 1 - u32::from(broken && report.online > 1);
+    // Wait (bounded) for every AP that came online to finish its closure, or to have reported
+    // its panic or fault and halted (so that the report is out before main exits).
+    let settled = || {
+        FINISHED.load(Ordering::Acquire) + PANICKED.load(Ordering::Acquire) + hosted::stopped_aps()
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while FINISHED.load(Ordering::Acquire) < want && Instant::now() < deadline {
+    while settled() < report.online - 1 && Instant::now() < deadline {
         std::hint::spin_loop();
     }
+    let broken = options.panic_ap || options.fault_ap;
+    let want = report.online - 1 - u32::from(broken && report.online > 1);
     let finished = FINISHED.load(Ordering::Acquire);
     let expected_sum: u64 = (1..report.online as u64)
         .filter(|&i| !(broken && i == 1))
@@ -161,6 +167,7 @@ fn ap_entry(cpu: &ApInfo, arg: usize) {
 fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
     if let Some(index) = hosted::current_ap() {
         ap_println!("panic on CPU {index}: {info}");
+        PANICKED.fetch_add(1, Ordering::AcqRel);
         multicore::boot::park_this_cpu();
     }
     eprintln!("{info}");

@@ -12,6 +12,10 @@ use crate::boot::{Host, LowMemory};
 use crate::bootinfo::PhysRange;
 use crate::phys::LinearMapping;
 
+/// APs that reported a fault and halted.
+pub(crate) static STOPPED_APS: core::sync::atomic::AtomicU32 =
+    core::sync::atomic::AtomicU32::new(0);
+
 /// Most low-memory ranges a hosted program may name.
 pub const MAX_LOW_RANGES: usize = 16;
 
@@ -88,8 +92,10 @@ impl Host for HostedHost {
         }
     }
 
-    /// An AP that faults reports and halts; the BSP belongs to the host program and goes on.
+    /// An AP that faults reports (already done when this runs), is counted, and halts; the BSP
+    /// belongs to the host program and goes on.
     fn fatal_exit(&self) -> ! {
+        STOPPED_APS.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
         crate::boot::park_this_cpu()
     }
 }

@@ -396,6 +396,12 @@ pub fn start_cpus(
     })
 }
 
+/// How many APs reported a fault (a CPU exception, an unexpected NMI) after the bring-up and
+/// halted: their report is on the console once they are counted here.
+pub fn stopped_aps() -> u32 {
+    host::STOPPED_APS.load(core::sync::atomic::Ordering::Acquire)
+}
+
 /// The TSC frequency as the configuration says.
 fn tsc_of(config: &HostedConfig<'_>) -> Result<Tsc, HostedError> {
     match config.tsc {
