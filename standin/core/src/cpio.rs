@@ -200,46 +200,55 @@ pub fn find<'a>(archive: &'a [u8], path: &str) -> Result<Option<Entry<'a>>, Cpio
     Ok(None)
 }
 
+/// Appends one newc member to `out`: the header (inode `ino`, `mode`, one link, the sizes,
+/// every other field 0), the NUL-terminated name and the data, each padded to 4 bytes.
+#[cfg(any(test, feature = "writer"))]
+pub fn write_member(out: &mut alloc::vec::Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
+    // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor,
+    // namesize (with the NUL), check.
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        1,
+        0,
+        data.len() as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32 + 1,
+        0,
+    ];
+    out.extend_from_slice(b"070701");
+    for field in fields {
+        for shift in (0..8).rev() {
+            out.push(b"0123456789abcdef"[(field >> (4 * shift)) as usize & 0xF]);
+        }
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out.resize(out.len().next_multiple_of(4), 0);
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+/// A whole archive of `(name, mode, data)` members (inodes 1, 2, ...) and the trailer: what the
+/// tools that build an initrd write (the host itself only reads).
+#[cfg(any(test, feature = "writer"))]
+pub fn archive(files: &[(&str, u32, &[u8])]) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::new();
+    for (i, (name, mode, data)) in files.iter().enumerate() {
+        write_member(&mut out, i as u32 + 1, name, *mode, data);
+    }
+    write_member(&mut out, 0, TRAILER, 0, &[]);
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    /// Writes one newc member (what xtask's writer does, kept independent here).
-    pub fn member(out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
-        let fields = [
-            1,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len() as u32,
-            0,
-            0,
-            0,
-            0,
-            name.len() as u32 + 1,
-            0,
-        ];
-        out.extend_from_slice(b"070701");
-        for f in fields {
-            out.extend_from_slice(format!("{f:08x}").as_bytes());
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.resize(out.len().next_multiple_of(4), 0);
-        out.extend_from_slice(data);
-        out.resize(out.len().next_multiple_of(4), 0);
-    }
-
-    pub fn archive(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (name, mode, data) in files {
-            member(&mut out, name, *mode, data);
-        }
-        member(&mut out, TRAILER, 0, &[]);
-        out
-    }
 
     #[test]
     fn finds_members_by_any_spelling() {
@@ -286,7 +295,7 @@ pub(crate) mod tests {
             CpioError::Truncated { offset: 0 }
         );
         let mut no_trailer = Vec::new();
-        member(&mut no_trailer, "hello", 0o100755, b"1234");
+        write_member(&mut no_trailer, 1, "hello", 0o100755, b"1234");
         assert_eq!(find(&no_trailer, "x").unwrap_err(), CpioError::NoTrailer);
         assert_eq!(find(&[], "x").unwrap_err(), CpioError::NoTrailer);
     }

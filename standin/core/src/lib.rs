@@ -13,6 +13,9 @@
 //! - [`layout`]: where things live in the program's address space;
 //! - [`linux`]: the Linux x86_64 ABI numbers the host answers (syscalls, errno, auxv keys).
 
+#[cfg(any(test, feature = "writer"))]
+extern crate alloc;
+
 pub mod civil;
 pub mod cmdline;
 pub mod cpio;

@@ -4,44 +4,14 @@ use std::path::{Path, PathBuf};
 
 use crate::build;
 
-/// A cpio "newc" archive of regular files (mode 0755), as the Linux initramfs format defines
-/// it: a `070701` header of 13 eight-digit hex fields, the NUL-terminated name, the data, each
-/// padded to 4 bytes, and a `TRAILER!!!` entry last.
+/// A cpio "newc" archive of regular files (mode 0755) and its trailer
+/// (`standin_core::cpio::archive`, the format the stand-in host reads).
 pub fn cpio_newc(files: &[(&str, &[u8])]) -> Vec<u8> {
-    fn member(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
-        // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor,
-        // rdevminor, namesize (with the NUL), check.
-        let fields = [
-            ino,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len() as u32,
-            0,
-            0,
-            0,
-            0,
-            name.len() as u32 + 1,
-            0,
-        ];
-        out.extend_from_slice(b"070701");
-        for field in fields {
-            out.extend_from_slice(format!("{field:08x}").as_bytes());
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.resize(out.len().next_multiple_of(4), 0);
-        out.extend_from_slice(data);
-        out.resize(out.len().next_multiple_of(4), 0);
-    }
-    let mut out = Vec::new();
-    for (i, (name, data)) in files.iter().enumerate() {
-        member(&mut out, i as u32 + 1, name, 0o100_755, data);
-    }
-    member(&mut out, 0, "TRAILER!!!", 0, &[]);
-    out
+    let members: Vec<(&str, u32, &[u8])> = files
+        .iter()
+        .map(|&(name, data)| (name, 0o100_755, data))
+        .collect();
+    standin_core::cpio::archive(&members)
 }
 
 /// Writes `files` as target/standin/`file_name` (a cpio newc archive); returns its path.
