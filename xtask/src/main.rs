@@ -98,10 +98,7 @@ fn linux_baseline(args: &[String]) -> Result<(), String> {
     )?;
     eprintln!();
     print!("{}", linux_guest::render(&rows));
-    let boots: usize = rows
-        .iter()
-        .map(|r| r.samples_ms.len() + r.repeats.len())
-        .sum();
+    let boots: usize = rows.iter().map(|r| r.samples_ms.len()).sum();
     eprintln!(
         "linux-baseline: {boots} boots in {:.0} s",
         started.elapsed().as_secs_f64()
