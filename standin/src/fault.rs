@@ -62,6 +62,9 @@ pub fn report(frame: &TrapFrame) -> ! {
             "standin:   page fault at {cr2:#x}: {}",
             page_fault_cause(frame.error_code)
         );
+        if let Some(stack) = crate::stacks::overflowed(cr2) {
+            crate::println!("standin:   the host's {stack} overflowed into its guard page");
+        }
     }
     crate::println!(
         "standin:   error code {:#x}  RIP {:#x}  CR2 {cr2:#x}  RSP {:#x}  CS {:#x}  RFLAGS {:#x}",

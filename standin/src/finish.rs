@@ -1,6 +1,6 @@
 //! Every way the run ends: the program exits or is killed, a CPU exception, a host error. Each
-//! prints why, the system calls made, checks the host's low memory (a damaged canary fails the
-//! run whatever the program's status) and leaves through isa-debug-exit.
+//! prints why, the system calls made, checks the dead boot stack and the occupied pages (a
+//! damaged word fails the run whatever the program's status) and leaves through isa-debug-exit.
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +10,10 @@ use crate::{lowmem, program, syscall, timer};
 
 /// Set once the program runs: the summary of its system calls is worth printing.
 static PROGRAM_STARTED: AtomicBool = AtomicBool::new(false);
-/// Set once the low memory holds the host's data: worth checking.
+/// Set once the dead boot stack is filled: worth checking.
 static LOW_MEMORY_LIVE: AtomicBool = AtomicBool::new(false);
 
-/// Notes that the low memory is live (lowmem::init ran).
+/// Notes that the dead boot stack is filled (lowmem::init ran).
 pub fn low_memory_is_live() {
     LOW_MEMORY_LIVE.store(true, Ordering::Relaxed);
 }
@@ -69,10 +69,10 @@ fn end(success: bool) -> ! {
             crate::println!("standin: LOW MEMORY CORRUPTED: {damage}");
         });
         if intact {
-            crate::println!("standin: low memory intact: {}", lowmem::Watched);
+            crate::println!("standin: low memory intact: {}", lowmem::Summary);
         } else {
             crate::println!(
-                "standin: failing the run: something overwrote the host's live low memory"
+                "standin: failing the run: the dead boot stack or an occupied page is not as the host left it"
             );
         }
     }

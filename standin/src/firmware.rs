@@ -3,7 +3,7 @@
 //! area, then the BIOS read-only area 0xE0000..0x100000. QEMU's SeaBIOS (pc) and qboot
 //! (microvm) both place it in the latter.
 
-use standin_core::rsdp;
+use standin_core::{physmem, rsdp};
 
 use crate::paging::phys_to_virt;
 
@@ -11,16 +11,21 @@ const EBDA_POINTER: u64 = 0x40E;
 const BIOS_AREA: (u64, u64) = (0xE_0000, 0x10_0000);
 
 fn physical(start: u64, len: u64) -> &'static [u8] {
-    // SAFETY: low physical memory (below 1 MiB: RAM or firmware ROM) through the direct map,
-    // only read; nothing writes it meanwhile.
+    // SAFETY: firmware areas below 1 MiB (BIOS data area, EBDA, BIOS ROM), which the frame
+    // allocator never hands out, through the physical view (the boot identity map or the
+    // direct map), only read; nothing writes them meanwhile.
     unsafe { core::slice::from_raw_parts(phys_to_virt(start), len as usize) }
+}
+
+/// Where the EBDA starts, if the BIOS data area names one (the frame allocator stops below it).
+pub fn ebda_base() -> Option<u64> {
+    let segment = u16::from_le_bytes(physical(EBDA_POINTER, 2).try_into().ok()?);
+    physmem::ebda_base(segment)
 }
 
 /// The RSDP's physical address, if the firmware left one.
 pub fn find_rsdp() -> Option<u64> {
-    let segment = u16::from_le_bytes(physical(EBDA_POINTER, 2).try_into().ok()?) as u64;
-    let ebda = segment << 4;
-    if (0x8_0000..0xA_0000).contains(&ebda) {
+    if let Some(ebda) = ebda_base() {
         if let Some(found) = rsdp::find(physical(ebda, 1024), ebda) {
             return Some(found);
         }

@@ -10,7 +10,7 @@ use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
-use crate::lowmem::{CRITICAL_STACK, EXCEPTION_STACK, IRQ_STACK};
+use crate::stacks;
 
 /// The code segment selector (ring 0, 64-bit): the host's and the program's, and what SYSCALL
 /// loads (STAR[47:32]).
@@ -33,9 +33,9 @@ pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         for (slot, stack) in [
-            (IST_IRQ, IRQ_STACK),
-            (IST_EXCEPTION, EXCEPTION_STACK),
-            (IST_CRITICAL, CRITICAL_STACK),
+            (IST_IRQ, stacks::IRQ.range()),
+            (IST_EXCEPTION, stacks::EXCEPTION.range()),
+            (IST_CRITICAL, stacks::CRITICAL.range()),
         ] {
             tss.interrupt_stack_table[slot as usize - 1] = VirtAddr::new(stack.end);
         }

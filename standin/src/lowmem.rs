@@ -1,102 +1,69 @@
-//! The host's live data in low memory, and the check that nobody else wrote there.
+//! The dead boot stack, 0x1000..0x11000, and the check that whoever borrowed a page of it gave
+//! it back as it found it.
 //!
-//! A Unikraft kernel keeps its boot stack in 0x1000..0x11000; this host keeps its system-call
-//! and interrupt stacks there, and fills every other page of that range with a canary pattern:
+//! On the Unikraft kernel this host stands in for, that range is the early boot stack: dead once
+//! the program's `main` runs, identity-mapped RW+NX, and the only RAM below 1 MiB free to borrow
+//! (the kernel's page tables and the program's own pages fill the rest of low memory; here the
+//! frame allocator puts them there, frames.rs). The host keeps nothing live in it: its stacks
+//! are in the bss (stacks.rs). Until the multiboot information was copied (QEMU's loader puts
+//! it at 0x9000) the range holds that; then `init` fills every page with a pattern, as a dead
+//! stack holds old data, and each `occupy=` page with a canary of its own (a page the host
+//! pretends to still use: left out of `STANDIN_LOWMEM_FREE`, and holding what live kernel data
+//! holds, pointers into the direct map, so that a library that was not told can see it).
 //!
-//! ```text
-//! 0x1000          canary             0xa000..0xc000   IRQ stack (IST1)
-//! 0x2000..0x6000  system-call stack  0xc000..0xe000   exception stack (IST2)
-//! 0x6000..0xa000  canary             0xe000..0x10000  NMI/#DF/#MC stack (IST3)
-//!   (0x8000, the classic AP trampoline page, among them)  0x10000  canary
-//! ```
-//! Stacks are filled with a pattern too; their lower halves must still hold it at the end (the
-//! host uses far less than half of each). `occupy=` pages get a canary of their own. `check`
-//! runs at every exit and names the first damaged place.
+//! `check` runs at every exit and names the first damaged word of each region: a page a library
+//! borrowed (for an AP trampoline, say) must come back exactly as it was, and an occupied page
+//! must never have been touched.
 
 use core::fmt;
 
-use standin_core::layout::{HOST_LOW_LIVE, ONE_MIB};
-use standin_core::multiboot::MEMORY_AVAILABLE;
+use standin_core::physmem::{self, Borrowable};
 use standin_core::ranges::{Range, RangeSet, PAGE};
 
 use crate::boot::BootInfo;
 use crate::paging::phys_to_virt;
 
-/// The system-call stack (its top goes into the per-CPU block).
-pub const SYSCALL_STACK: Range = Range::new(0x2000, 0x6000);
-/// IST1: external interrupts (the timer).
-pub const IRQ_STACK: Range = Range::new(0xa000, 0xc000);
-/// IST2: exceptions.
-pub const EXCEPTION_STACK: Range = Range::new(0xc000, 0xe000);
-/// IST3: NMI, double fault, machine check (which may strike on any other stack).
-pub const CRITICAL_STACK: Range = Range::new(0xe000, 0x1_0000);
-/// The canary pages.
-const CANARIES: [Range; 3] = [
-    Range::new(0x1000, 0x2000),
-    Range::new(0x6000, 0xa000),
-    Range::new(0x1_0000, 0x1_1000),
-];
-const STACKS: [(Range, &str); 4] = [
-    (SYSCALL_STACK, "system-call stack"),
-    (IRQ_STACK, "interrupt stack"),
-    (EXCEPTION_STACK, "exception stack"),
-    (CRITICAL_STACK, "NMI/double-fault stack"),
-];
-
-// The pieces tile HOST_LOW_LIVE exactly: each address belongs to one.
-const _: () = {
-    let mut covered = 0;
-    let mut i = 0;
-    while i < 3 {
-        covered += CANARIES[i].end - CANARIES[i].start;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 4 {
-        covered += STACKS[i].0.end - STACKS[i].0.start;
-        i += 1;
-    }
-    assert!(covered == HOST_LOW_LIVE.end - HOST_LOW_LIVE.start);
-};
-
-/// "STANDIN\0" mixed with each word's address: a copy of another page, zeroes or a
-/// trampoline never match.
+/// An occupied page's canary: live host data, as the page above Unikraft's boot stack holds
+/// (measured: list links through the direct map, some to the page itself). Even words point
+/// through the direct map at themselves, odd ones are "STANDIN\0" mixed with the word's
+/// address. A copy of another page, zeroes or a trampoline never match.
 fn canary(addr: u64) -> u64 {
-    0x5354_414e_4449_4e00 ^ addr.rotate_left(17)
+    if addr.is_multiple_of(16) {
+        standin_core::layout::PHYS_OFFSET + addr
+    } else {
+        0x5354_414e_4449_4e00 ^ addr.rotate_left(17)
+    }
 }
 
-/// What fills an unused stack.
-const STACK_FILL: u64 = 0x5354_4143_4b5f_5f5f; // "STACK___"
+/// "DEADSTAK" mixed with each word's address: what the dead boot stack holds (a different
+/// pattern from the canary, so that a page copied over another is caught too).
+fn dead_stack_fill(addr: u64) -> u64 {
+    0x4445_4144_5354_414b ^ addr.rotate_left(23)
+}
 
 /// At most this many `occupy=` pages.
 const MAX_OCCUPIED: usize = standin_core::cmdline::MAX_OCCUPY;
 
-struct Occupied {
-    pages: [u64; MAX_OCCUPIED],
+struct Watched {
+    /// The dead boot stack's RAM minus the occupied pages: the program may borrow these.
+    dead: Borrowable,
+    occupied: [u64; MAX_OCCUPIED],
     count: usize,
 }
 
-static OCCUPIED: spin::Mutex<Occupied> = spin::Mutex::new(Occupied {
-    pages: [0; MAX_OCCUPIED],
+static WATCHED: spin::Mutex<Watched> = spin::Mutex::new(Watched {
+    dead: RangeSet::new(),
+    occupied: [0; MAX_OCCUPIED],
     count: 0,
 });
 
-/// Free low RAM: the program's to use (what `STANDIN_LOWMEM_FREE` says).
-pub type LowFree = RangeSet<16>;
+/// Low RAM the program may borrow (what `STANDIN_LOWMEM_FREE` says).
+pub type LowFree = Borrowable;
 
-/// Low RAM the host does not use: available RAM below 1 MiB from the memory map, whole pages,
-/// minus page 0 (real-mode IVT and BIOS data area, which the host reads) and the host's live
-/// range. `occupy=` pages come off with [`take_page`].
+/// The dead boot stack's RAM by the memory map, whole pages. `occupy=` pages come off with
+/// [`take_page`].
 pub fn free_ranges(boot: &BootInfo) -> LowFree {
-    let mut free = LowFree::new();
-    for region in boot.memory_map() {
-        if region.kind == MEMORY_AVAILABLE {
-            let _ = free.insert(region.range.pages_inside());
-        }
-    }
-    free.clip(&Range::new(PAGE, ONE_MIB));
-    let _ = free.remove(HOST_LOW_LIVE);
-    free
+    physmem::borrowable(boot.memory_map())
 }
 
 /// Takes `page` out of `free`; false if it is not free.
@@ -110,8 +77,9 @@ fn words(range: Range) -> impl Iterator<Item = u64> {
 }
 
 fn write_word(addr: u64, value: u64) {
-    // SAFETY: `addr` is in the host's low range or an occupied page: RAM the host owns and
-    // nothing else is supposed to touch, reached through the direct map.
+    // SAFETY: `addr` is in the dead boot stack (RAM by the memory map, the host's until the
+    // program runs, nothing else there once the multiboot information was copied), reached
+    // through the physical view.
     unsafe { (phys_to_virt(addr) as *mut u64).write_volatile(value) };
 }
 
@@ -120,25 +88,24 @@ fn read_word(addr: u64) -> u64 {
     unsafe { (phys_to_virt(addr) as *const u64).read_volatile() }
 }
 
-/// Makes the low range live: canaries, stack fill, and the occupied pages. Call after the
-/// multiboot information (which a loader may have left there) was copied.
-pub fn init(occupied: &[u64]) {
-    for range in CANARIES {
-        words(range).for_each(|a| write_word(a, canary(a)));
+/// Fills the dead boot stack: `free` (what the program may borrow) with the dead-stack pattern,
+/// each of `occupied` (taken out of `free` before) with its canary. Call once the multiboot
+/// information was copied out of it.
+pub fn init(free: &LowFree, occupied: &[u64]) {
+    for range in free.ranges() {
+        words(*range).for_each(|a| write_word(a, dead_stack_fill(a)));
     }
-    for (range, _) in STACKS {
-        words(range).for_each(|a| write_word(a, STACK_FILL));
-    }
-    let mut o = OCCUPIED.lock();
+    let mut w = WATCHED.lock();
+    w.dead = free.clone();
     for &page in occupied {
         words(Range::from_len(page, PAGE)).for_each(|a| write_word(a, canary(a)));
-        let n = o.count;
-        o.pages[n] = page;
-        o.count += 1;
+        let n = w.count;
+        w.occupied[n] = page;
+        w.count += 1;
     }
 }
 
-/// Where the low data was found damaged.
+/// Where the dead boot stack was found damaged.
 #[derive(Debug, Clone, Copy)]
 pub struct Damage {
     /// The first bad word.
@@ -157,7 +124,7 @@ impl fmt::Display for Damage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} bad words in the host's {} ({}), first at {:#x} (found {:#x})",
+            "{} bad words in the {} ({}), first at {:#x} (found {:#x})",
             self.bad_words, self.what, self.region, self.addr, self.found
         )
     }
@@ -185,8 +152,8 @@ fn check_region(region: Range, what: &'static str, expect: impl Fn(u64) -> u64) 
     damage
 }
 
-/// Checks every canary, the lower half of every stack and the occupied pages; reports each
-/// damaged region through `report`. Returns whether all were intact.
+/// Checks every word of the dead boot stack and of the occupied pages; reports each damaged
+/// region through `report`. Returns whether all were intact.
 pub fn check(mut report: impl FnMut(Damage)) -> bool {
     let mut intact = true;
     let mut found = |d: Option<Damage>| {
@@ -195,37 +162,38 @@ pub fn check(mut report: impl FnMut(Damage)) -> bool {
             report(d);
         }
     };
-    for range in CANARIES {
-        found(check_region(range, "canary page", canary));
+    let w = WATCHED.lock();
+    for range in w.dead.ranges() {
+        found(check_region(*range, "dead boot stack", dead_stack_fill));
     }
-    for (range, what) in STACKS {
-        let lower_half = Range::new(range.start, range.start + range.len() / 2);
-        found(check_region(lower_half, what, |_| STACK_FILL));
-    }
-    let o = OCCUPIED.lock();
-    for &page in &o.pages[..o.count] {
+    for &page in &w.occupied[..w.count] {
         found(check_region(
             Range::from_len(page, PAGE),
-            "occupied page (occupy=)",
+            "occupied page",
             canary,
         ));
     }
     intact
 }
 
-/// What `check` watches, for the "intact" line.
-pub struct Watched;
+/// What `check` watches, for the "intact" line: `dead boot stack at 0x1000-0x10fff` (the
+/// occupied pages included, last bytes inclusive), then `, occupied page 0x8000` for each.
+pub struct Summary;
 
-impl fmt::Display for Watched {
+impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "host data at {:#x}-{:#x}",
-            HOST_LOW_LIVE.start,
-            HOST_LOW_LIVE.end - 1
-        )?;
-        let o = OCCUPIED.lock();
-        for &page in &o.pages[..o.count] {
+        let w = WATCHED.lock();
+        let mut whole = w.dead.clone();
+        for &page in &w.occupied[..w.count] {
+            // The pages came out of these ranges: putting them back needs no room.
+            let _ = whole.insert(Range::from_len(page, PAGE));
+        }
+        f.write_str("dead boot stack at ")?;
+        for (i, r) in whole.ranges().iter().enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            write!(f, "{sep}{:#x}-{:#x}", r.start, r.end - 1)?;
+        }
+        for &page in &w.occupied[..w.count] {
             write!(f, ", occupied page {page:#x}")?;
         }
         Ok(())

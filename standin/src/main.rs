@@ -2,7 +2,9 @@
 //! library in its user's real setting. It boots on one CPU (multiboot 1), finds a static-pie
 //! Linux program in the initrd, loads it high and runs it **in ring 0** with interrupts on,
 //! answering its Linux system calls; it never starts another CPU (the program may, through the
-//! library). Its own data lives in low memory 0x1000..0x11000 and is checked at exit.
+//! library). Low memory is laid out as on Unikraft (standin_core::layout): the page-table root
+//! at 0x11000, page tables and the program's pages above it, and 0x1000..0x11000 a dead boot
+//! stack, the only low RAM the program may borrow, filled with a pattern and checked at exit.
 //!
 //! Command line (`-append`): `[load=ADDR] [stack=SIZE] [occupy=PAGE]... [env.KEY=VALUE]...
 //! -- /program args...`; see `standin_core::cmdline`. The program's exit status 0 ends QEMU
@@ -29,6 +31,7 @@ mod pit;
 mod program;
 mod random;
 mod rtc;
+mod stacks;
 mod syscall;
 mod timer;
 mod trap;
@@ -71,7 +74,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
             fail!("occupy={page:#x} is not in the free low RAM ({low_free})");
         }
     }
-    lowmem::init(line.occupied_pages());
+    // The multiboot information QEMU left in the dead boot stack was copied by read_multiboot.
+    lowmem::init(&low_free, line.occupied_pages());
     finish::low_memory_is_live();
     println!(
         "standin: RAM {} MiB, {} MiB for the program; low RAM left to it: {low_free}; all RAM at {:#x} ({} pages)",

@@ -1,8 +1,10 @@
 //! The page tables the host and its program share (4-level paging, SDM Vol. 3A §5.5, entry
 //! formats in Tables 5-15 to 5-20):
 //!
-//! - identity: the host's low live data 0x1000..0x11000 RW+NX (4 KiB pages), the host image at
-//!   1 MiB (text RX, read-only data R+NX, data and bss RW+NX); nothing else below 2 MiB;
+//! - identity: the dead boot stack 0x1000..0x11000 RW+NX (4 KiB pages, as on Unikraft), the
+//!   host image at 1 MiB (text RX, read-only data R+NX, data and bss RW+NX, the guard pages
+//!   below the host's stacks left out); nothing else below 2 MiB: the frames in low memory
+//!   (these tables among them, the root at 0x11000) are reached through the direct map only;
 //! - every physical address p at `PHYS_OFFSET + p`, RW+NX, 1 GiB pages (2 MiB where the CPU
 //!   has no 1 GiB pages), the fourth GiB (the MMIO hole: local APIC, I/O APIC) uncached;
 //! - the program's pages in the lower half, 4 KiB each, made by the loader and by mmap/brk.
@@ -12,7 +14,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use standin_core::layout::{HOST_LOW_LIVE, PHYS_OFFSET};
+use standin_core::layout::{DEAD_BOOT_STACK, PHYS_OFFSET};
 use standin_core::ranges::{Range, PAGE};
 use x86_64::instructions::tlb;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -199,8 +201,8 @@ pub fn init(cpu_has_nx: bool, page_1g: bool, ram_top: u64) -> Result<u64, MapErr
     let nx = nx();
     let root = frames::alloc_zeroed()?;
 
-    let mut page = HOST_LOW_LIVE.start;
-    while page < HOST_LOW_LIVE.end {
+    let mut page = DEAD_BOOT_STACK.start;
+    while page < DEAD_BOOT_STACK.end {
         map_in(root, page, page, PRESENT | WRITABLE | nx)?;
         page += PAGE;
     }
@@ -213,6 +215,10 @@ pub fn init(cpu_has_nx: bool, page_1g: bool, ram_top: u64) -> Result<u64, MapErr
     let rodata_end = (&raw const crate::boot::__rodata_end) as u64;
     let mut page = image.start;
     while page < image.end {
+        if crate::stacks::is_guard(page) {
+            page += PAGE;
+            continue;
+        }
         let flags = if text.contains(page) {
             PRESENT
         } else if page < rodata_end {
@@ -258,9 +264,10 @@ pub fn init(cpu_has_nx: bool, page_1g: bool, ram_top: u64) -> Result<u64, MapErr
     }
 
     let frame = PhysFrame::containing_address(PhysAddr::new(root));
-    // SAFETY: the new tables map everything the host runs on (image, boot stack in the bss,
-    // low data) at the same addresses as the boot tables, so execution continues; the physical
-    // view moves to the direct map right after, before any other access.
+    // SAFETY: the new tables map everything the host runs on (image, boot stack in the bss) at
+    // the same addresses as the boot tables, so execution continues (the guard pages are not
+    // in use yet: no host stack runs before gdt and syscall set them up); the physical view
+    // moves to the direct map right after, before any other access.
     unsafe { Cr3::write(frame, Cr3Flags::empty()) };
     VIEW_OFFSET.store(PHYS_OFFSET, Ordering::Relaxed);
     Ok(root)

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 use x86_64::VirtAddr;
 
-use crate::lowmem::SYSCALL_STACK;
+use crate::stacks;
 
 /// The block (one CPU: one block).
 #[repr(C)]
@@ -43,7 +43,7 @@ pub fn init() {
     PER_CPU.self_addr.store(addr, Ordering::Relaxed);
     PER_CPU
         .syscall_stack_top
-        .store(SYSCALL_STACK.end, Ordering::Relaxed);
+        .store(stacks::SYSCALL.range().end, Ordering::Relaxed);
     GsBase::write(VirtAddr::new(addr));
     KernelGsBase::write(VirtAddr::new(0));
 }

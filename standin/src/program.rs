@@ -172,7 +172,7 @@ pub fn run(line: &CommandLine<'static>, boot: &BootInfo, facts: &HostFacts<'_>) 
     let mut page = program.span.start;
     while page < program.span.end {
         if let Some(access) = program.page_access(page) {
-            let frame = match frames::alloc_zeroed() {
+            let frame = match frames::alloc_zeroed_high() {
                 Ok(f) => f,
                 Err(_) => fail!(
                     "out of memory loading {path} ({} KiB)",

@@ -1,13 +1,13 @@
 //! The host's command line (`-append`): host options, then `--`, then the program's argv.
 //!
 //! ```text
-//! load=0x2000000000 occupy=0x20000 env.RUST_BACKTRACE=1 -- /hello exit=3
+//! load=0x2000000000 occupy=0x8000 env.RUST_BACKTRACE=1 -- /hello exit=3
 //! ```
 //! Host options (strict: an unknown one is an error, listing the valid ones):
 //! - `load=ADDR`: the program's load base (default 0x10_0000_0000), 4 KiB aligned, >= 4 GiB;
 //! - `stack=SIZE`: the program's stack size (`512K`, `8M`, bytes; default 1M);
-//! - `occupy=PAGE`: a low page (< 1 MiB) the host fills with live data and leaves out of
-//!   `STANDIN_LOWMEM_FREE` (repeatable);
+//! - `occupy=PAGE`: a page of the dead boot stack (0x1000-0x10fff) the host fills with a canary
+//!   of its own and leaves out of `STANDIN_LOWMEM_FREE`, as if it still used it (repeatable);
 //! - `env.KEY=VALUE`: adds `KEY=VALUE` to the program's environment (repeatable).
 //!
 //! The program part is split at whitespace (no quoting); its first word is the path looked up
@@ -15,7 +15,7 @@
 
 use core::fmt;
 
-use crate::layout::{self, DEFAULT_LOAD_BASE, DEFAULT_STACK_SIZE, HOST_LOW_LIVE, MAX_STACK_SIZE};
+use crate::layout::{self, DEAD_BOOT_STACK, DEFAULT_LOAD_BASE, DEFAULT_STACK_SIZE, MAX_STACK_SIZE};
 
 /// At most this many `occupy=` options.
 pub const MAX_OCCUPY: usize = 8;
@@ -189,11 +189,12 @@ pub fn parse(cmdline: &str) -> Result<CommandLine<'_>, CmdlineError<'_>> {
             }
             "occupy" => {
                 let page = parse_number(value).ok_or(bad("not a number"))?;
-                if !page.is_multiple_of(4096) || page == 0 || page >= layout::ONE_MIB {
-                    return Err(bad("want a 4 KiB-aligned page between 0x1000 and 0xff000"));
-                }
-                if HOST_LOW_LIVE.contains(page) {
-                    return Err(bad("the host already lives in 0x1000-0x10fff"));
+                // The rest of low memory holds the host's page tables and the program's own
+                // pages: only the dead boot stack can be lent, so only it can be withheld.
+                if !page.is_multiple_of(4096) || !DEAD_BOOT_STACK.contains(page) {
+                    return Err(bad(
+                        "want a 4 KiB-aligned page of the dead boot stack (0x1000 to 0x10000)",
+                    ));
                 }
                 if line.occupy_count == MAX_OCCUPY {
                     return Err(CmdlineError::TooMany("occupy="));
@@ -232,12 +233,12 @@ mod tests {
     #[test]
     fn parses_every_option() {
         let line = parse(
-            "load=0x20_0000_0000 stack=8M occupy=0x20000 occupy=0x30000 env.RUST_BACKTRACE=1 env.EMPTY= -- /hello exit=3  two",
+            "load=0x20_0000_0000 stack=8M occupy=0x8000 occupy=0x10000 env.RUST_BACKTRACE=1 env.EMPTY= -- /hello exit=3  two",
         )
         .unwrap();
         assert_eq!(line.load_base, 0x20_0000_0000);
         assert_eq!(line.stack_size, 8 << 20);
-        assert_eq!(line.occupied_pages(), &[0x20000, 0x30000]);
+        assert_eq!(line.occupied_pages(), &[0x8000, 0x10000]);
         assert_eq!(line.extra_env(), &[("RUST_BACKTRACE", "1"), ("EMPTY", "")]);
         assert_eq!(line.argv(), &["/hello", "exit=3", "two"]);
         assert_eq!(line.program(), "/hello");
@@ -274,8 +275,9 @@ mod tests {
             "load=0x7fff00000000",
             "stack=3",
             "stack=1G",
-            "occupy=0x8000",
-            "occupy=0x20001",
+            "occupy=0x8001",
+            "occupy=0x11000",
+            "occupy=0x20000",
             "occupy=0x100000",
             "occupy=0",
             "env.=x",
@@ -287,7 +289,7 @@ mod tests {
                 "{bad}"
             );
         }
-        let many = "occupy=0x20000 ".repeat(MAX_OCCUPY + 1) + "-- /p";
+        let many = "occupy=0x2000 ".repeat(MAX_OCCUPY + 1) + "-- /p";
         assert_eq!(parse(&many).unwrap_err(), CmdlineError::TooMany("occupy="));
         let args = "-- /p".to_string() + &" a".repeat(MAX_ARGS);
         assert_eq!(parse(&args).unwrap_err(), CmdlineError::TooManyArgs);

@@ -1,14 +1,34 @@
 //! Where things live, physically and in the one address space the host and its program share.
 //!
+//! Physical memory, as on the Unikraft 0.20 kernel this host stands in for (measured there:
+//! CR3 0x12000, its page tables and the program's heap, brk and mmap pages below 1 MiB, only
+//! the dead boot stack free):
+//!
 //! ```text
-//! 0x0000_0000_0000_1000 .. 0x1_1000      host live data (stacks, canaries): RW, NX, identity
-//! 0x0000_0000_0010_0000 .. image end     the host image, identity (text RX, the rest NX)
+//! 0x0 .. 0x1000               page 0 (real-mode IVT, BIOS data area): not mapped, never handed out
+//! 0x1000 .. 0x11000           the dead boot stack: identity RW+NX (4 KiB pages), pattern-filled,
+//!                             the only low RAM the program may borrow (STANDIN_LOWMEM_FREE)
+//! 0x11000 .. end of low RAM   frames, lowest first: the page-table root at 0x11000, then page
+//!                             tables and the program's heap (brk, mmap) as they are needed
+//!                             (its image and stack take frames from 1 MiB up, as on Unikraft)
+//! EBDA .. 0x10_0000           firmware (EBDA, VGA memory, option and BIOS ROMs): never handed out
+//! 0x10_0000 .. image end      the host image, identity (text RX, the rest NX; its stacks in the
+//!                             bss above unmapped guard pages)
+//! image end .. top of RAM     more frames (minus the initrd)
+//! ```
+//!
+//! Virtual memory:
+//!
+//! ```text
+//! 0x1000 .. 0x11000                       the dead boot stack, identity
+//! 0x10_0000 .. image end                  the host image, identity
 //! LOAD (default 64 GiB)  .. + image       the program's PT_LOAD segments, then its brk heap
 //! MMAP_BASE .. MMAP_END                   anonymous mmap()s, bump-allocated
 //! STACK_TOP - stack size .. STACK_TOP     the program's stack (NX)
 //! PHYS_OFFSET + p                         every physical address p (1 GiB pages, NX)
 //! ```
-//! Nothing maps a page below 1 MiB executable.
+//! Nothing maps a page below 1 MiB executable; frames below 1 MiB are reached through
+//! `PHYS_OFFSET` or at the program's own addresses, never identity.
 
 use crate::ranges::Range;
 
@@ -16,11 +36,24 @@ use crate::ranges::Range;
 /// the same offset as the Unikraft kernel this host stands in for).
 pub const PHYS_OFFSET: u64 = 0xffff_ff80_0000_0000;
 
-/// Low memory the host keeps live data in (its syscall and interrupt stacks, canary pages): a
-/// library that assumes, say, 0x8000 is free would corrupt the host, and the host would notice.
-pub const HOST_LOW_LIVE: Range = Range::new(0x1000, 0x1_1000);
+/// Unikraft's early boot stack: dead once the program runs, and the only RAM below 1 MiB a
+/// program may borrow (for an AP trampoline). The host keeps nothing live there; a borrowed page
+/// must come back exactly as it was.
+pub const DEAD_BOOT_STACK: Range = Range::new(0x1000, 0x1_1000);
 
-/// The end of the identity-mapped region the host lives in (its image and low data).
+/// Where the frame allocator starts: right above the dead boot stack, so that the page-table
+/// root is the first frame and lands here (Unikraft's root is one page higher, at 0x12000,
+/// above a page of its own data).
+pub const LOW_FRAMES_START: u64 = DEAD_BOOT_STACK.end;
+
+/// The start of the legacy PC area that is never RAM to hand out: VGA memory from 0xA_0000,
+/// then option ROMs and the BIOS up to 1 MiB. The EBDA, when there is one, lies just below.
+pub const LEGACY_AREA_START: u64 = 0xA_0000;
+
+/// The most physical memory used: what one PML4 slot of the direct map covers.
+pub const MAX_PHYS: u64 = 512 << 30;
+
+/// The end of the identity-mapped region the host lives in (the dead boot stack and its image).
 pub const HOST_IDENTITY_END: u64 = 2 << 20;
 
 /// 1 MiB: "low memory", where an AP's first instructions must lie.
@@ -50,7 +83,9 @@ pub const USER_END: u64 = 0x8000_0000_0000;
 
 // The regions above do not overlap (checked at compile time).
 const _: () = {
-    assert!(HOST_LOW_LIVE.end <= ONE_MIB);
+    assert!(DEAD_BOOT_STACK.end == LOW_FRAMES_START);
+    assert!(LOW_FRAMES_START < LEGACY_AREA_START);
+    assert!(LEGACY_AREA_START <= ONE_MIB);
     assert!(HOST_IDENTITY_END <= USER_MIN);
     assert!(MMAP_END <= STACK_TOP - MAX_STACK_SIZE);
     assert!(STACK_TOP <= USER_END);

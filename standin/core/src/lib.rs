@@ -7,10 +7,12 @@
 //! - [`elf`]: checking a static-pie ELF and where its segments go;
 //! - [`initial_stack`]: the stack a Linux program starts with (argc, argv, envp, auxv);
 //! - [`multiboot`]: the multiboot 1 information block (command line, memory map, modules);
-//! - [`ranges`]: physical range arithmetic (free low memory minus what the host uses);
+//! - [`physmem`]: which RAM the frame allocator hands out (low RAM first) and which low pages
+//!   the program may borrow (the dead boot stack);
+//! - [`ranges`]: physical range arithmetic (fixed-capacity range sets);
 //! - [`rsdp`]: recognising the ACPI RSDP in a scanned BIOS area;
 //! - [`civil`]: calendar dates to Unix time (the CMOS clock);
-//! - [`layout`]: where things live in the program's address space;
+//! - [`layout`]: where things live, physically and in the program's address space;
 //! - [`linux`]: the Linux x86_64 ABI numbers the host answers (syscalls, errno, auxv keys).
 
 #[cfg(any(test, feature = "writer"))]
@@ -25,5 +27,6 @@ pub mod layout;
 mod le;
 pub mod linux;
 pub mod multiboot;
+pub mod physmem;
 pub mod ranges;
 pub mod rsdp;

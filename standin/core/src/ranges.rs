@@ -1,6 +1,6 @@
-//! Physical range arithmetic with fixed capacity (no allocator in the kernel): the free low RAM
-//! the host hands the program is "usable RAM below 1 MiB, page-aligned inward, minus every page
-//! the host uses".
+//! Physical range arithmetic with fixed capacity (no allocator in the kernel): the frames the
+//! host has not handed out, the low pages the program may borrow, "available RAM, page-aligned
+//! inward, minus what is taken".
 
 use core::fmt;
 
@@ -202,6 +202,20 @@ impl<const N: usize> RangeSet<N> {
         Ok(())
     }
 
+    /// Takes the lowest page out of the set (its first range's first page; the set must hold
+    /// whole pages). Never needs room: removing a range's first page cannot split it.
+    pub fn take_lowest_page(&mut self) -> Option<u64> {
+        let first = *self.ranges().first()?;
+        let page = Range::from_len(first.start, PAGE);
+        if page.end >= first.end {
+            self.items.copy_within(1..self.len, 0);
+            self.len -= 1;
+        } else {
+            self.items[0].start = page.end;
+        }
+        Some(page.start)
+    }
+
     /// Keeps only whole pages of each range.
     pub fn keep_whole_pages(&mut self) {
         let mut n = 0;
@@ -282,13 +296,23 @@ mod tests {
     }
 
     #[test]
-    fn the_unikraft_like_low_memory_example() {
+    fn the_dead_boot_stack_minus_an_occupied_page() {
         // QEMU's e820 for -m 256M on pc: 0..0x9fc00 usable, 0x9fc00.. reserved (EBDA).
         let mut s = set::<8>(&[(0, 0x9fc00), (0x100000, 0x10000000)]);
-        s.clip(&Range::new(0, 0x100000));
-        s.remove(Range::new(0, 0x11000)).unwrap();
-        s.keep_whole_pages();
-        assert_eq!(s.to_string(), "0x11000-0x9f000");
+        s.clip(&Range::new(0x1000, 0x11000));
+        s.remove(Range::new(0x8000, 0x9000)).unwrap();
+        assert_eq!(s.to_string(), "0x1000-0x8000,0x9000-0x11000");
+    }
+
+    #[test]
+    fn lowest_pages_first() {
+        let mut s = set::<4>(&[(0x3000, 0x5000), (0x1000, 0x2000)]);
+        assert_eq!(s.take_lowest_page(), Some(0x1000));
+        assert_eq!(s.ranges(), &[Range::new(0x3000, 0x5000)]);
+        assert_eq!(s.take_lowest_page(), Some(0x3000));
+        assert_eq!(s.take_lowest_page(), Some(0x4000));
+        assert_eq!(s.take_lowest_page(), None);
+        assert_eq!(s.total(), 0);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! A plain `std` program for the stand-in host (standin_host): built as a musl static-pie, it
 //! is loaded from the initrd and run in ring 0. It exercises what a real program on a Unikraft
 //! kernel uses (println!, Vec, HashMap with its random keys, the environment, thread_local!,
-//! clocks, times()) and shows where it runs.
+//! clocks, times()) and shows where it runs: ring 0, the kernel uname() names, and where its
+//! code, stack and heap sit in physical memory (a walk of the page tables from CR3, through
+//! `STANDIN_PHYS_OFFSET`).
 //!
 //! Arguments (all optional, `key=value`):
 //! - `exit=N`: exit with status N (default 0);
@@ -47,6 +49,67 @@ fn cr0() -> u64 {
     value
 }
 
+/// CR3, which only ring 0 may read.
+fn cr3() -> u64 {
+    let value: u64;
+    // SAFETY: in ring 0 (checked by the caller) reading CR3 has no side effect.
+    unsafe { std::arch::asm!("mov {}, cr3", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Where `virt` is mapped, by a walk of the 4-level page tables from `root` (SDM Vol. 3A §5.5,
+/// Tables 5-15 to 5-20: bit 0 present, bit 7 a large page, bits 51:12 the address), every
+/// table read at `phys_offset` + its physical address.
+fn physical(root: u64, phys_offset: u64, virt: u64) -> Option<u64> {
+    const PRESENT: u64 = 1;
+    const LARGE: u64 = 1 << 7;
+    const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+    let mut table = root & ADDRESS;
+    for shift in [39u32, 30, 21, 12] {
+        let index = (virt >> shift) & 511;
+        let entry_at = (phys_offset + table + index * 8) as *const u64;
+        // SAFETY: the host maps all RAM at phys_offset and `table` is a page table it made
+        // (the root, or read from a present entry); only read.
+        let entry = unsafe { entry_at.read_volatile() };
+        if entry & PRESENT == 0 {
+            return None;
+        }
+        if shift == 12 || (shift < 39 && entry & LARGE != 0) {
+            let size = 1u64 << shift;
+            return Some((entry & ADDRESS & !(size - 1)) + (virt & (size - 1)));
+        }
+        table = entry & ADDRESS;
+    }
+    None
+}
+
+/// "sysname nodename release version machine", from uname().
+fn uname() -> String {
+    // SAFETY: utsname is plain bytes; uname() only writes the struct it is given.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "(uname failed)".into();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    [
+        &u.sysname[..],
+        &u.nodename,
+        &u.release,
+        &u.version,
+        &u.machine,
+    ]
+    .map(field)
+    .join(" ")
+}
+
 fn parse_number(text: &str) -> Option<u64> {
     match text.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
@@ -67,16 +130,34 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     println!("hello: args {args:?}");
     let cs = code_segment();
-    if cs & 3 == 0 {
+    let ring0 = cs & 3 == 0;
+    if ring0 {
         println!("hello: CS={cs:#x} (ring 0), CR0={:#x}", cr0());
     } else {
         println!("hello: CS={cs:#x} (ring {}): not ring 0", cs & 3);
     }
+    println!("hello: uname {}", uname());
     let on_stack = 0u8;
-    println!(
-        "hello: main at {:#x}, stack at {:#x}",
-        main as fn() as usize, &on_stack as *const u8 as usize
-    );
+    let main_at = main as fn() as usize as u64;
+    let stack_at = &on_stack as *const u8 as u64;
+    println!("hello: main at {main_at:#x}, stack at {stack_at:#x}");
+    let phys_offset = std::env::var("STANDIN_PHYS_OFFSET")
+        .ok()
+        .and_then(|o| parse_number(&o));
+    if let (true, Some(offset)) = (ring0, phys_offset) {
+        let boxed = Box::new(0u64);
+        let root = cr3();
+        let at = |virt: u64| match physical(root, offset, virt) {
+            Some(p) => format!("{p:#x}"),
+            None => "unmapped".into(),
+        };
+        println!(
+            "hello: CR3 {root:#x}; physical: main {}, stack {}, a Box {}",
+            at(main_at),
+            at(stack_at),
+            at(&*boxed as *const u64 as u64)
+        );
+    }
 
     let mut vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("STANDIN_"))

@@ -52,7 +52,7 @@ syscall_entry:
     iretq
 
 syscall_with_foreign_gs:
-    movq ${REPORT_STACK_TOP}, %rsp
+    leaq {REPORT_STACK}+{REPORT_STACK_TOP}(%rip), %rsp
     movq %rax, %rdi                 // the call's number, for the report
     call syscall_gs_moved
     ud2

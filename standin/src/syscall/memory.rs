@@ -122,15 +122,22 @@ fn unmap_range(range: Range) {
 
 /// Maps `range` (page-aligned, nothing mapped there) to fresh zeroed frames; all or nothing.
 fn map_zeroed(range: Range, flags: u64) -> Result<(), u64> {
+    map_zeroed_from(range, flags, frames::alloc_zeroed)
+}
+
+/// [`map_zeroed`] with frames from `alloc`.
+fn map_zeroed_from(
+    range: Range,
+    flags: u64,
+    alloc: fn() -> Result<u64, frames::OutOfMemory>,
+) -> Result<(), u64> {
     for page in pages(range) {
-        let mapped = frames::alloc_zeroed()
-            .map_err(|_| ENOMEM)
-            .and_then(|frame| {
-                paging::map(page, frame, flags).map_err(|_| {
-                    frames::free(frame);
-                    ENOMEM
-                })
-            });
+        let mapped = alloc().map_err(|_| ENOMEM).and_then(|frame| {
+            paging::map(page, frame, flags).map_err(|_| {
+                frames::free(frame);
+                ENOMEM
+            })
+        });
         if let Err(e) = mapped {
             unmap_range(Range::new(range.start, page));
             return Err(e);
@@ -141,7 +148,11 @@ fn map_zeroed(range: Range, flags: u64) -> Result<(), u64> {
 
 /// Maps the program's stack, RW and NX.
 pub fn map_stack(range: Range) -> Result<(), u64> {
-    map_zeroed(range, PRESENT | WRITABLE | paging::nx())
+    map_zeroed_from(
+        range,
+        PRESENT | WRITABLE | paging::nx(),
+        frames::alloc_zeroed_high,
+    )
 }
 
 fn user_range(addr: u64, len: u64) -> Option<Range> {

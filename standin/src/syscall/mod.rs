@@ -27,7 +27,8 @@ core::arch::global_asm!(
     CODE = const gdt::CODE,
     DATA = const gdt::DATA,
     PER_CPU = sym percpu::PER_CPU,
-    REPORT_STACK_TOP = const crate::lowmem::EXCEPTION_STACK.end,
+    REPORT_STACK = sym crate::stacks::EXCEPTION,
+    REPORT_STACK_TOP = const crate::stacks::ExceptionStack::TOP_OFFSET,
     options(att_syntax)
 );
 

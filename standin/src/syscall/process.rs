@@ -120,18 +120,23 @@ pub fn sched_getaffinity(size: u64, mask: u64) -> SysResult {
     Ok(8)
 }
 
+/// What uname() answers, field by field (`struct utsname`: sysname, nodename, release,
+/// version, machine, domainname): what the Unikraft 0.20 kernel answers (measured there:
+/// `Unikraft`, `5.15.148-Kiviuq`, `0.20.0~5a22d73`, `x86_64`), with a version and node name that
+/// say this is the stand-in.
+const UTSNAME: [&[u8]; 6] = [
+    b"Unikraft",
+    b"standin",
+    b"5.15.148-Kiviuq",
+    b"0.20.0~standin",
+    b"x86_64",
+    b"(none)",
+];
+
 /// uname(buf).
 pub fn uname(buf: u64) -> SysResult {
-    let fields: [&[u8]; 6] = [
-        b"Linux",
-        b"standin",
-        b"6.1.0-standin",
-        b"#1 standin_host (one CPU, ring 0)",
-        b"x86_64",
-        b"(none)",
-    ];
     let mut bytes = [0u8; 6 * UTS_FIELD];
-    for (i, f) in fields.iter().enumerate() {
+    for (i, f) in UTSNAME.iter().enumerate() {
         bytes[i * UTS_FIELD..i * UTS_FIELD + f.len()].copy_from_slice(f);
     }
     user::copy_to(buf, &bytes)?;
