@@ -1,8 +1,10 @@
 /*
  * The C example of multicore's C interface: a static-pie C program (musl) that, running in
- * ring 0 on the one CPU of a kernel without SMP (the stand-in host), starts the others with
- * mc_start_cpus. Each AP prints "Hello World from CPU N (APIC ID A)" and adds its index to a
- * counter; main reports "N/N CPUs online" and exits 0 (1 if a CPU failed).
+ * ring 0 on the one CPU of a kernel without SMP (Unikraft, or the stand-in host), starts the
+ * others with mc_start_cpus. On a kernel the library knows (Unikraft, by uname) it needs no
+ * settings; elsewhere give phys-offset=0x... and low-free=0x...-0x... (and phys-limit=0x...).
+ * Each AP prints "Hello World from CPU N (APIC ID A)" and adds its index to a counter; main
+ * reports "N/N CPUs online" and exits 0 (1 if a CPU failed, 2 if none could be started).
  *
  * What an AP may call: mc_print, mc_current_ap, pure computation (snprintf into a buffer).
  * Never the C library's stdio, malloc or anything that makes a system call: the host kernel
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "multicore.h"
@@ -34,43 +37,84 @@ static uint64_t clock_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* "0x11000-0x9f000,..." into ranges. */
-static size_t parse_ranges(const char *s, mc_range *out, size_t max) {
-    size_t n = 0;
-    while (s && *s && n < max) {
+/* "0x1000-0x11000,..." into ranges; returns how many, or -1 if malformed. */
+static int parse_ranges(const char *s, mc_range *out, int max) {
+    int n = 0;
+    while (*s) {
         char *end;
         unsigned long long a = strtoull(s, &end, 16);
-        if (*end != '-') break;
+        if (*end != '-' || n == max) return -1;
         unsigned long long b = strtoull(end + 1, &end, 16);
-        if (b > a) out[n++] = (mc_range){.base = a, .len = b - a};
-        s = (*end == ',') ? end + 1 : NULL;
+        if (b <= a || (*end != ',' && *end != 0)) return -1;
+        out[n++] = (mc_range){.base = a, .len = b - a};
+        s = (*end == ',') ? end + 1 : end;
     }
     return n;
 }
 
-int main(void) {
+static int parse_hex(const char *s, uint64_t *out) {
+    char *end;
+    *out = strtoull(s, &end, 16);
+    return *s != 0 && *end == 0;
+}
+
+static int usage(const char *arg) {
+    printf("hello_cpus.c: bad argument `%s` (valid: phys-offset=0x... phys-limit=0x... "
+           "low-free=0x...-0x...[,...])\n", arg);
+    return 2;
+}
+
+int main(int argc, char **argv) {
     printf("hello_cpus.c: main runs on the BSP\n");
-    fflush(stdout);
-    const char *offset = getenv("STANDIN_PHYS_OFFSET");
-    const char *rsdp = getenv("STANDIN_RSDP");
-    mc_range low[16];
-    size_t nlow = parse_ranges(getenv("STANDIN_LOWMEM_FREE"), low, 16);
-    size_t memory_len = 4u << 20;
     mc_config config;
     memset(&config, 0, sizeof config);
-    config.memory = malloc(memory_len); /* handed over for ever */
-    config.memory_len = memory_len;
-    config.phys_offset = offset ? strtoull(offset, NULL, 16) : 0;
-    config.phys_limit = 1ull << 40;
+    mc_range low[16];
+    /* The layout of a known kernel (Unikraft), else what the arguments say. */
+    struct utsname host;
+    mc_layout layout;
+    int known = uname(&host) == 0 && mc_host_layout(host.sysname, host.machine, &layout);
+    if (known) {
+        printf("hello_cpus.c: host %s %s (%s): its known layout\n", host.sysname, host.version,
+               host.release);
+        config.phys_offset = layout.phys_offset;
+        config.phys_limit = layout.phys_limit;
+        memcpy(low, layout.low_free, sizeof layout.low_free);
+        config.low_free_count = layout.low_free_count;
+    }
+    int offset_given = 0, low_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strncmp(a, "phys-offset=", 12)) {
+            if (!parse_hex(a + 12, &config.phys_offset)) return usage(a);
+            offset_given = 1;
+            if (!config.phys_limit) config.phys_limit = 1ull << 39;
+        } else if (!strncmp(a, "phys-limit=", 11)) {
+            if (!parse_hex(a + 11, &config.phys_limit)) return usage(a);
+        } else if (!strncmp(a, "low-free=", 9)) {
+            int n = parse_ranges(a + 9, low, 16);
+            if (n < 0) return usage(a);
+            config.low_free_count = (size_t)n;
+            low_given = 1;
+        } else {
+            return usage(a);
+        }
+    }
+    if (!known && !(offset_given && low_given)) {
+        printf("hello_cpus.c: unknown host kernel `%s`: give phys-offset= and low-free=\n",
+               host.sysname);
+        printf("hello_cpus.c: main goes on alone: 1/1 CPUs online\n");
+        return 2;
+    }
+    fflush(stdout);
     config.low_free = low;
-    config.low_free_count = nlow;
-    config.rsdp = rsdp ? strtoull(rsdp, NULL, 16) : 0;
+    config.memory = NULL; /* sized by the library for the CPUs it finds */
     config.clock_ns = clock_ns;
     config.uart_port = 0x3F8;
     mc_report report;
-    char error[160];
+    char error[512];
     if (mc_start_cpus(&config, ap_entry, 42, &report, error, sizeof error) != 0) {
         printf("hello_cpus.c: cannot start the other CPUs: %s\n", error);
+        printf("hello_cpus.c: main goes on alone: 1/1 CPUs online\n");
         return 2;
     }
     /* Bounded wait for the APs' entries (they run on their own). */
@@ -80,6 +124,10 @@ int main(void) {
     char line[160];
     snprintf(line, sizeof line, "hello_cpus.c: %u APs ran the entry, index sum %lu\n",
              atomic_load(&finished), (unsigned long)atomic_load(&index_sum));
+    mc_print(line);
+    snprintf(line, sizeof line, "hello_cpus.c: %lu KiB of %lu KiB taken for %u CPUs used\n",
+             (unsigned long)(report.memory_used >> 10), (unsigned long)(report.memory_size >> 10),
+             report.cpus);
     mc_print(line);
     snprintf(line, sizeof line, "hello_cpus.c: %u/%u CPUs online\n", report.online, report.cpus);
     mc_print(line);

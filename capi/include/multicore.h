@@ -10,6 +10,11 @@
 #include <stdint.h>
 
 /**
+ * Most free low ranges a known layout names.
+ */
+#define MC_LAYOUT_RANGES 4
+
+/**
  * A physical address range.
  */
 typedef struct {
@@ -24,6 +29,28 @@ typedef struct {
 } mc_range;
 
 /**
+ * A known host kernel's layout (`mc_host_layout`): copy its fields into `mc_config`.
+ */
+typedef struct {
+  /**
+   * Physical memory is mapped at `virt = phys + phys_offset` ...
+   */
+  uint64_t phys_offset;
+  /**
+   * ... for `phys < phys_limit`.
+   */
+  uint64_t phys_limit;
+  /**
+   * RAM below 1 MiB that is free once `main` runs.
+   */
+  mc_range low_free[MC_LAYOUT_RANGES];
+  /**
+   * Entries of `low_free` used.
+   */
+  size_t low_free_count;
+} mc_layout;
+
+/**
  * A monotonic clock in nanoseconds (for measuring the TSC frequency on the BSP).
  */
 typedef uint64_t (*mc_clock_ns)(void);
@@ -33,11 +60,12 @@ typedef uint64_t (*mc_clock_ns)(void);
  */
 typedef struct {
   /**
-   * Memory for stacks, per-CPU data and tables: must stay valid for ever.
+   * Memory for stacks, per-CPU data and tables: must stay valid for ever. NULL (the usual
+   * choice): the library takes what the CPUs it finds need from `malloc`, never freed.
    */
   uint8_t *memory;
   /**
-   * Its size in bytes.
+   * Its size in bytes (ignored when `memory` is NULL).
    */
   size_t memory_len;
   /**
@@ -139,6 +167,14 @@ typedef struct {
    * The TSC frequency used.
    */
   uint64_t tsc_hz;
+  /**
+   * Bytes of memory the library used, of `memory_size`.
+   */
+  size_t memory_used;
+  /**
+   * Bytes of memory it had (taken from malloc, or `memory_len`).
+   */
+  size_t memory_size;
 } mc_report;
 
 /**
@@ -170,13 +206,24 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Fills `layout` with the layout of the kernel `uname()` names by `sysname` and `machine`
+ * (Unikraft on x86_64) and returns 1, or returns 0 if that kernel is not known: the program
+ * must then be told the layout. The library checks every number before it uses it.
+ *
+ * # Safety
+ * `sysname` and `machine` are NUL-terminated strings (or NULL); `layout` points to a writable
+ * `mc_layout`.
+ */
+int32_t mc_host_layout(const char *sysname, const char *machine, mc_layout *layout);
+
+/**
  * Starts every other CPU; each runs `entry(info, arg)`. Returns 0 when the bring-up ran
  * (`report` says how many CPUs came online), -1 when nothing was started (the reason is
  * written to `error`, `error_len` bytes, NUL-terminated). Call it once.
  *
  * # Safety
- * `config` and `report` point to valid structures; `config.memory` is `memory_len` bytes that
- * stay valid and unused by anything else for ever; `low_free` has `low_free_count` entries;
+ * `config` and `report` point to valid structures; `config.memory` is NULL or `memory_len`
+ * bytes that stay valid and unused by anything else for ever; `low_free` has `low_free_count` entries;
  * `error` has `error_len` writable bytes (or is null with 0); the physical mapping described
  * is real. The caller runs in ring 0 on the BSP.
  */

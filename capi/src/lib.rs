@@ -49,9 +49,10 @@ pub type mc_clock_ns = Option<extern "C" fn() -> u64>;
 /// What `mc_start_cpus` needs (docs/hosted.md explains each field).
 #[repr(C)]
 pub struct mc_config {
-    /// Memory for stacks, per-CPU data and tables: must stay valid for ever.
+    /// Memory for stacks, per-CPU data and tables: must stay valid for ever. NULL (the usual
+    /// choice): the library takes what the CPUs it finds need from `malloc`, never freed.
     pub memory: *mut u8,
-    /// Its size in bytes.
+    /// Its size in bytes (ignored when `memory` is NULL).
     pub memory_len: usize,
     /// Physical memory is mapped at `virt = phys + phys_offset` ...
     pub phys_offset: u64,
@@ -96,6 +97,67 @@ pub struct mc_report {
     pub time_us: u64,
     /// The TSC frequency used.
     pub tsc_hz: u64,
+    /// Bytes of memory the library used, of `memory_size`.
+    pub memory_used: usize,
+    /// Bytes of memory it had (taken from malloc, or `memory_len`).
+    pub memory_size: usize,
+}
+
+/// Most free low ranges a known layout names.
+pub const MC_LAYOUT_RANGES: usize = 4;
+
+/// A known host kernel's layout (`mc_host_layout`): copy its fields into `mc_config`.
+#[repr(C)]
+pub struct mc_layout {
+    /// Physical memory is mapped at `virt = phys + phys_offset` ...
+    pub phys_offset: u64,
+    /// ... for `phys < phys_limit`.
+    pub phys_limit: u64,
+    /// RAM below 1 MiB that is free once `main` runs.
+    pub low_free: [mc_range; MC_LAYOUT_RANGES],
+    /// Entries of `low_free` used.
+    pub low_free_count: usize,
+}
+
+/// Fills `layout` with the layout of the kernel `uname()` names by `sysname` and `machine`
+/// (Unikraft on x86_64) and returns 1, or returns 0 if that kernel is not known: the program
+/// must then be told the layout. The library checks every number before it uses it.
+///
+/// # Safety
+/// `sysname` and `machine` are NUL-terminated strings (or NULL); `layout` points to a writable
+/// `mc_layout`.
+#[no_mangle]
+pub unsafe extern "C" fn mc_host_layout(
+    sysname: *const c_char,
+    machine: *const c_char,
+    layout: *mut mc_layout,
+) -> i32 {
+    if sysname.is_null() || machine.is_null() || layout.is_null() {
+        return 0;
+    }
+    // SAFETY: the caller's contract.
+    let (sysname, machine) = unsafe { (CStr::from_ptr(sysname), CStr::from_ptr(machine)) };
+    let (Ok(sysname), Ok(machine)) = (sysname.to_str(), machine.to_str()) else {
+        return 0;
+    };
+    let Some(known) = hosted::presets::for_uname(sysname, machine) else {
+        return 0;
+    };
+    let mut out = mc_layout {
+        phys_offset: known.phys_offset,
+        phys_limit: known.phys_limit,
+        low_free: [mc_range { base: 0, len: 0 }; MC_LAYOUT_RANGES],
+        low_free_count: known.low_free.len().min(MC_LAYOUT_RANGES),
+    };
+    for (to, from) in out.low_free.iter_mut().zip(known.low_free) {
+        *to = mc_range {
+            base: from.base,
+            len: from.len,
+        };
+    }
+    // SAFETY: the caller's contract.
+    unsafe { layout.write(out) };
+    1
 }
 
 /// The C entry and clock, for the Rust functions that call them.
@@ -154,8 +216,8 @@ impl Write for CBuf {
 /// written to `error`, `error_len` bytes, NUL-terminated). Call it once.
 ///
 /// # Safety
-/// `config` and `report` point to valid structures; `config.memory` is `memory_len` bytes that
-/// stay valid and unused by anything else for ever; `low_free` has `low_free_count` entries;
+/// `config` and `report` point to valid structures; `config.memory` is NULL or `memory_len`
+/// bytes that stay valid and unused by anything else for ever; `low_free` has `low_free_count` entries;
 /// `error` has `error_len` writable bytes (or is null with 0); the physical mapping described
 /// is real. The caller runs in ring 0 on the BSP.
 #[no_mangle]
@@ -178,16 +240,20 @@ pub unsafe extern "C" fn mc_start_cpus(
         let _ = err.write_str("no AP entry function given");
         return -1;
     };
-    if c.memory.is_null() || (c.low_free.is_null() && c.low_free_count > 0) {
-        let _ = err.write_str("null memory or low_free pointer");
+    if c.low_free.is_null() && c.low_free_count > 0 {
+        let _ = err.write_str("null low_free pointer");
         return -1;
     }
     ENTRY.store(entry as usize, Ordering::Release);
     // SAFETY: the caller's contract: valid for ever and ours alone; `low_free` entries.
     let (memory, low) = unsafe {
         (
-            core::slice::from_raw_parts_mut(c.memory, c.memory_len),
-            core::slice::from_raw_parts(c.low_free, c.low_free_count),
+            (!c.memory.is_null()).then(|| core::slice::from_raw_parts_mut(c.memory, c.memory_len)),
+            if c.low_free_count == 0 {
+                &[][..]
+            } else {
+                core::slice::from_raw_parts(c.low_free, c.low_free_count)
+            },
         )
     };
     let low: alloc::vec::Vec<PhysRange> = low
@@ -207,7 +273,8 @@ pub unsafe extern "C" fn mc_start_cpus(
         CLOCK.store(clock as usize, Ordering::Release);
         TscFrequency::Measure(&rust_clock)
     };
-    let mut h = HostedConfig::new(memory, c.phys_offset, c.phys_limit, &low, tsc);
+    let mut h = HostedConfig::new(c.phys_offset, c.phys_limit, &low, tsc);
+    h.memory = memory;
     h.tls = Some(TlsConfig {
         template: program_tls(),
         tcb_size: if c.tcb_size != 0 { c.tcb_size } else { 256 },
@@ -245,6 +312,8 @@ pub unsafe extern "C" fn mc_start_cpus(
                 failed: r.failed.len() as u32,
                 time_us: r.time_us,
                 tsc_hz: r.tsc_hz,
+                memory_used: r.memory_used,
+                memory_size: r.memory_size,
             };
             0
         }

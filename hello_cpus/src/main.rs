@@ -3,13 +3,16 @@
 //! library. Each AP prints `Hello World from CPU N (APIC ID A)` and runs a closure given by
 //! `main`; `main` then reports `N/N CPUs online` and exits 0 (1 if a CPU failed).
 //!
-//! What the host must tell the program (docs/hosted.md): where physical memory is mapped, which
-//! low pages are free, the RSDP if known. The stand-in host (standin/) passes them as
-//! environment variables; a program on a real Unikraft kernel would know them from its kernel.
+//! What the library must be told (docs/hosted.md): where physical memory is mapped and which
+//! low pages are free. On a kernel it knows — Unikraft, by `uname()` — nothing: its preset
+//! layout is used (`multicore::hosted::presets`). Elsewhere, or to override the preset:
+//! `phys-offset=0x...`, `phys-limit=0x...`, `low-free=0x...-0x...[,...]`. The library checks
+//! them; a wrong one is a clear error and main goes on alone.
 //!
-//! Arguments (`key=value`): `memory=KiB` handed to the library (default 8192), `heap=KiB` per
-//! AP (default 256), `strategy=parallel|sequential`, `delays=fast|spec`, `panic-ap` / `fault-ap`
-//! (CPU 1's closure panics / reads an unmapped page: the report names it and main goes on).
+//! Other arguments (`key=value`): `memory=KiB` handed to the library (default: what the CPUs
+//! found need, sized by the library), `heap=KiB` per AP (default 256),
+//! `strategy=parallel|sequential`, `delays=fast|spec`, `panic-ap` / `fault-ap` (CPU 1's
+//! closure panics / reads an unmapped page: the report names it and main goes on).
 
 use std::alloc::System;
 use std::cell::Cell;
@@ -20,7 +23,7 @@ use multicore::ap_println;
 use multicore::arch::x86_64::apic::ApicMode;
 use multicore::bootinfo::PhysRange;
 use multicore::cmdline::{DelayPolicy, Strategy};
-use multicore::hosted::{self, ApInfo, HostedConfig, HostedHeap, TlsConfig, TscFrequency};
+use multicore::hosted::{self, presets, ApInfo, HostedConfig, HostedHeap, TlsConfig, TscFrequency};
 use multicore::tls::TlsTemplate;
 
 #[global_allocator]
@@ -42,22 +45,26 @@ fn main() {
     println!("hello_cpus: main at {:#x}", main as fn() as usize);
     let options = Options::parse();
     std::panic::set_hook(Box::new(panic_hook));
-    let low_free = parse_ranges(&env("STANDIN_LOWMEM_FREE").unwrap_or_default());
-    let phys_offset = env("STANDIN_PHYS_OFFSET")
-        .and_then(|v| hex(&v))
-        .unwrap_or(0);
-    let memory: &'static mut [u8] = Vec::leak(vec![0u8; options.memory_kib << 10]);
+    let layout = match host_layout(&options) {
+        Ok(layout) => layout,
+        Err(why) => {
+            println!("hello_cpus: {why}");
+            println!("hello_cpus: main goes on alone: 1/1 CPUs online");
+            std::process::exit(2);
+        }
+    };
     let mut config = HostedConfig::new(
-        memory,
-        phys_offset,
-        1 << 40,
-        &low_free,
+        layout.phys_offset,
+        layout.phys_limit,
+        &layout.low_free,
         TscFrequency::Measure(&|| {
             static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
             T0.get_or_init(Instant::now).elapsed().as_nanos() as u64
         }),
     );
-    config.rsdp = env("STANDIN_RSDP").and_then(|v| hex(&v));
+    config.memory = options
+        .memory_kib
+        .map(|kib| &mut Vec::leak(vec![0u8; kib << 10])[..]);
     config.tls = tls_segment().map(|template| TlsConfig {
         template,
         tcb_size: 256,
@@ -104,11 +111,12 @@ fn main() {
         ApicMode::XApic { phys, mmio } => format!("xAPIC at {phys:#x} (mapped at {mmio:#x})"),
     };
     ap_println!(
-        "hello_cpus: bring-up took {} us ({} ms wall), {apic}, TSC {} kHz, {} KiB of the program's memory used",
+        "hello_cpus: bring-up took {} us ({} ms wall), {apic}, TSC {} kHz, {} KiB of {} KiB of memory used",
         report.time_us,
         started.elapsed().as_millis(),
         report.tsc_hz / 1000,
-        report.memory_used / 1024
+        report.memory_used / 1024,
+        report.memory_size / 1024
     );
     ap_println!(
         "hello_cpus: timer interrupts on the BSP during the bring-up: {}",
@@ -215,7 +223,10 @@ fn tls_segment() -> Option<TlsTemplate> {
 }
 
 struct Options {
-    memory_kib: usize,
+    memory_kib: Option<usize>,
+    phys_offset: Option<u64>,
+    phys_limit: Option<u64>,
+    low_free: Option<Vec<PhysRange>>,
     heap_kib: usize,
     strategy: Strategy,
     delays: DelayPolicy,
@@ -226,7 +237,10 @@ struct Options {
 impl Options {
     fn parse() -> Options {
         let mut o = Options {
-            memory_kib: 8192,
+            memory_kib: None,
+            phys_offset: None,
+            phys_limit: None,
+            low_free: None,
             heap_kib: 256,
             strategy: Strategy::Parallel,
             delays: DelayPolicy::Fast,
@@ -236,7 +250,12 @@ impl Options {
         for arg in std::env::args().skip(1) {
             let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
             match (key, value) {
-                ("memory", v) => o.memory_kib = v.parse().unwrap_or_else(|_| usage(&arg)),
+                ("memory", v) => o.memory_kib = Some(v.parse().unwrap_or_else(|_| usage(&arg))),
+                ("phys-offset", v) => o.phys_offset = Some(hex(v).unwrap_or_else(|| usage(&arg))),
+                ("phys-limit", v) => o.phys_limit = Some(hex(v).unwrap_or_else(|| usage(&arg))),
+                ("low-free", v) => {
+                    o.low_free = Some(parse_ranges(v).unwrap_or_else(|| usage(&arg)))
+                }
                 ("heap", v) => o.heap_kib = v.parse().unwrap_or_else(|_| usage(&arg)),
                 ("strategy", "parallel") => o.strategy = Strategy::Parallel,
                 ("strategy", "sequential") => o.strategy = Strategy::Sequential,
@@ -253,23 +272,81 @@ impl Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "hello_cpus: bad argument `{arg}` (valid: memory=KiB heap=KiB strategy=parallel|sequential delays=fast|spec panic-ap fault-ap)"
+        "hello_cpus: bad argument `{arg}` (valid: phys-offset=0x.. phys-limit=0x.. low-free=0x..-0x..[,..] memory=KiB heap=KiB strategy=parallel|sequential delays=fast|spec panic-ap fault-ap)"
     );
     std::process::exit(2)
 }
 
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
+/// Where physical memory is mapped and which low pages are free: the preset of a kernel the
+/// library knows (by `uname()`), with any argument given overriding its part.
+struct Layout {
+    phys_offset: u64,
+    phys_limit: u64,
+    low_free: Vec<PhysRange>,
+}
+
+fn host_layout(options: &Options) -> Result<Layout, String> {
+    let (sysname, machine, release, version) = uname();
+    let known = presets::for_uname(&sysname, &machine);
+    match known {
+        Some(layout) => println!(
+            "hello_cpus: host {sysname} {version} ({release}): the library's {} layout",
+            layout.name
+        ),
+        None => println!("hello_cpus: host {sysname} {version} ({release}): no known layout"),
+    }
+    let phys_offset = options
+        .phys_offset
+        .or(known.map(|l| l.phys_offset))
+        .ok_or(format!(
+            "unknown host kernel `{sysname}`: give phys-offset= and low-free="
+        ))?;
+    let low_free = options
+        .low_free
+        .clone()
+        .or(known.map(|l| l.low_free.to_vec()))
+        .ok_or(format!("unknown host kernel `{sysname}`: give low-free="))?;
+    let phys_limit = options
+        .phys_limit
+        .or(known.map(|l| l.phys_limit))
+        .unwrap_or(512 << 30);
+    Ok(Layout {
+        phys_offset,
+        phys_limit,
+        low_free,
+    })
+}
+
+/// uname(): (sysname, machine, release, version).
+fn uname() -> (String, String, String, String) {
+    // SAFETY: utsname is plain bytes; uname() fills it (or leaves it zeroed on failure).
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::uname(&mut u) };
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (
+        field(&u.sysname),
+        field(&u.machine),
+        field(&u.release),
+        field(&u.version),
+    )
 }
 
 fn hex(v: &str) -> Option<u64> {
-    u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()
+    u64::from_str_radix(v.strip_prefix("0x")?, 16).ok()
 }
 
-/// `0x11000-0x9f000,0x...` → ranges.
-fn parse_ranges(v: &str) -> Vec<PhysRange> {
+/// `0x1000-0x11000,0x...` → ranges (each end after its start).
+fn parse_ranges(v: &str) -> Option<Vec<PhysRange>> {
     v.split(',')
-        .filter_map(|r| {
+        .map(|r| {
             let (a, b) = r.split_once('-')?;
             let (a, b) = (hex(a)?, hex(b)?);
             (b > a).then_some(PhysRange {

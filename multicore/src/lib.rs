@@ -17,6 +17,8 @@ pub mod heap;
 #[cfg(not(loom))]
 pub mod hosted;
 mod le_fields;
+#[cfg(not(loom))]
+pub mod line_ring;
 pub mod mptable;
 pub mod phys;
 pub mod rt;

@@ -65,6 +65,11 @@ impl LinearMapping {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+
+    /// The end of the mapped physical range.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
 }
 
 impl PhysRead for LinearMapping {

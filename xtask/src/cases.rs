@@ -527,8 +527,10 @@ fn matrix(qemu: &Qemu) -> Vec<Case> {
 }
 
 /// The stand-in host (issue 6): the hello program (Rust std, musl static-pie) run in ring 0 by a
-/// one-CPU host that behaves like a Unikraft kernel without SMP, on pc and microvm, at two load
-/// addresses, with a low page occupied; then the ways such a run must fail loudly. KVM cases
+/// one-CPU host that behaves like a Unikraft kernel without SMP (its page tables and the
+/// program's memory in low RAM, only the dead boot stack 0x1000-0x10fff free), on pc and
+/// microvm, at two load addresses, with a page of the dead boot stack occupied; then the ways
+/// such a run must fail loudly. KVM cases
 /// are skipped, with the reason found by one probe boot, where this machine's KVM cannot run
 /// SSE in ring 0.
 fn standin_cases() -> Vec<standin::Case> {
@@ -549,14 +551,14 @@ fn standin_cases() -> Vec<standin::Case> {
         ));
         cases.push(
             Case::hello(
-                "standin-hello-microvm -smp 4 load=0x4000000000 occupy=0x20000",
+                "standin-hello-microvm -smp 4 load=0x4000000000 occupy=0x8000",
                 accel,
                 "microvm",
                 4,
             )
-            .options("load=0x4000000000 occupy=0x20000")
-            .low_free("0x11000-0x20000,0x21000-0x9f000")
-            .prints("occupied page 0x20000"),
+            .options("load=0x4000000000 occupy=0x8000")
+            .low_free("0x1000-0x8000,0x9000-0x11000")
+            .prints("dead boot stack at 0x1000-0x10fff, occupied page 0x8000"),
         );
     }
     // The multicore example (hello_cpus/): the library starts every CPU from a std program's
@@ -576,32 +578,132 @@ fn standin_cases() -> Vec<standin::Case> {
                 .check(standin::Check::LoadedAt(0x40_0000_0000)),
         );
     }
-    // The host lives in the page the library would take first (the lowest free one, 0x11000):
-    // the library must take another and leave it intact (the host checks its canary).
+    // The host still uses the page the library prefers (0x8000), holding live data as the
+    // page above Unikraft's boot stack does (pointers into the direct map): the library must
+    // see that by itself, take another page and leave that one intact (the host checks).
     cases.push(
-        Case::hello_cpus("standin-cpus occupy=0x11000", Tcg, "microvm", 4)
-            .options("occupy=0x11000")
-            .prints("Boot trampoline copied to 0x12000")
-            .prints("occupied page 0x11000"),
+        Case::hello_cpus("standin-cpus occupy=0x8000", Tcg, "microvm", 4)
+            .options("occupy=0x8000")
+            .without("Low memory:")
+            .without("Boot trampoline copied to")
+            .prints("Low memory: 16 pages named free below 1 MiB, 1 refused: 0x8000-0x8fff host data (pointer 0xffffff8000008000 at 0x8000)")
+            .prints("Boot trampoline copied to 0x1000")
+            .prints("occupied page 0x8000"),
     );
+    // As many CPUs as a small unikernel gets, with the memory sized by the library.
+    cases.push(Case::hello_cpus("standin-cpus -smp 32", Tcg, "microvm", 32));
+    // Wrong settings: each is an error naming it, main goes on alone, the host is intact.
+    let alone = |name: &str, args: &str, error: &str| {
+        Case::hello_cpus(name, Tcg, "microvm", 4).args(args).expect(
+            35,
+            &[
+                &format!("hello_cpus: cannot start the other CPUs: {error}"),
+                "hello_cpus: main goes on alone: 1/1 CPUs online",
+                "standin: /hello_cpus exited with status 2",
+                "standin: low memory intact: dead boot stack at 0x1000-0x10fff",
+            ],
+        )
+    };
+    cases.push(alone(
+        "standin-cpus phys-offset=0",
+        "phys-offset=0x0",
+        "phys_offset 0x0 does not map physical memory: the page-table root (physical 0x11000) is not mapped at 0x11000",
+    ));
+    cases.push(alone(
+        "standin-cpus phys-offset= the program's address",
+        "phys-offset=0x1000000000",
+        "phys_offset 0x1000000000 does not map physical memory: the page tables read through it do not lead to the program's own data",
+    ));
+    cases.push(alone(
+        "standin-cpus phys-limit=1G",
+        "phys-limit=0x40000000",
+        "phys_limit 0x40000000 is too small: the local APIC's page is at physical 0xfee00000",
+    ));
+    // The range the docs used to suggest: on Unikraft (and here) it is the host's page tables
+    // and the program's memory.
+    cases.push(alone(
+        "standin-cpus low-free= the old example range",
+        "low-free=0x11000-0x9f000",
+        "low_free: not enough usable pages below 1 MiB for the AP trampoline page: 142 pages named free below 1 MiB, 142 refused: 0x11000-0x",
+    ));
     // The C interface (capi/: static library + cbindgen header) from a C program.
-    cases.push(
-        Case::hello_cpus("standin-c hello_cpus.c -smp 4", Tcg, "microvm", 4)
+    let c_example = |name: &str, smp: u32| {
+        Case::hello_cpus(name, Tcg, "microvm", smp)
             .initrd(standin::Initrd::HelloC)
             .program("/hello_cpus_c")
+    };
+    cases.push(c_example("standin-c hello_cpus.c -smp 4", 4).expect(
+        33,
+        &[
+            "hello_cpus.c: main runs on the BSP",
+            "hello_cpus.c: host Unikraft 0.20.0~standin (5.15.148-Kiviuq): its known layout",
+            "Hello World from CPU 1 (APIC ID 1) [C, arg 42]",
+            "Hello World from CPU 2 (APIC ID 2) [C, arg 42]",
+            "Hello World from CPU 3 (APIC ID 3) [C, arg 42]",
+            "hello_cpus.c: 3 APs ran the entry, index sum 6",
+            "hello_cpus.c: 4/4 CPUs online",
+            "standin: low memory intact",
+        ],
+    ));
+    // The C program uses less low memory than the Rust one: some pages of the old range are
+    // still free, and the library may take one of those, never a live one.
+    cases.push(
+        c_example("standin-c hello_cpus.c low-free= the old example range", 4)
+            .args("low-free=0x11000-0x9f000")
             .expect(
                 33,
                 &[
-                    "hello_cpus.c: main runs on the BSP",
-                    "Hello World from CPU 1 (APIC ID 1) [C, arg 42]",
-                    "Hello World from CPU 2 (APIC ID 2) [C, arg 42]",
-                    "Hello World from CPU 3 (APIC ID 3) [C, arg 42]",
-                    "hello_cpus.c: 3 APs ran the entry, index sum 6",
+                    "Low memory: 142 pages named free below 1 MiB, ",
+                    " host page tables; ",
+                    "host memory (mapped at 0x10000",
                     "hello_cpus.c: 4/4 CPUs online",
                     "standin: low memory intact",
                 ],
             ),
     );
+    // The real Unikraft base kernel (UKBASE=..., skipped otherwise): both examples with no
+    // settings at all, from 4 to 32 CPUs, and wrong settings refused with the host alive (the
+    // program's last line is a system call that went through it).
+    for smp in [4, 8, 16, 32] {
+        cases.push(
+            Case::hello_cpus(&format!("standin-cpus -smp {smp}"), Tcg, "pc", smp)
+                .on_unikraft()
+                .prints("hello_cpus: host Unikraft 0.20.0~"),
+        );
+    }
+    for smp in [4, 32] {
+        cases.push(
+            c_example(&format!("standin-c hello_cpus.c -smp {smp}"), smp)
+                .on_unikraft()
+                .expect(
+                    0,
+                    &[
+                        "hello_cpus.c: host Unikraft 0.20.0~",
+                        &format!("hello_cpus.c: {}/{} CPUs online", smp, smp),
+                        &format!("hello_cpus.c: {} APs ran the entry", smp - 1),
+                    ],
+                )
+                .check(standin::Check::Absent("Unikraft Crash".into())),
+        );
+    }
+    for (name, args, error) in [
+        (
+            "phys-offset=0",
+            "phys-offset=0x0",
+            "phys_offset 0x0 does not map physical memory: the page-table root (physical 0x",
+        ),
+        (
+            "low-free= the old example range",
+            "low-free=0x11000-0x9f000",
+            "low_free: not enough usable pages below 1 MiB for the AP trampoline page: 142 pages named free below 1 MiB, 142 refused: 0x11000-0x11fff host data (pointer 0xffffff80000",
+        ),
+    ] {
+        cases.push(
+            alone(&format!("standin-cpus {name}"), args, error)
+                .on_unikraft()
+                .prints("hello_cpus: host Unikraft 0.20.0~"),
+        );
+    }
     // The host's timer keeps ticking while the BSP starts the APs (spec waits: 10 ms at least).
     cases.push(
         Case::hello_cpus("standin-cpus timer during bring-up", Tcg, "pc", 4)
@@ -697,18 +799,20 @@ fn standin_cases() -> Vec<standin::Case> {
         )
         .args("panic"),
     );
+    // A borrowed page not given back as it was, and a write to a page the host still uses.
     cases.push(
         Case::failing(
             "standin-hello-corrupt low memory",
             Tcg,
             &[
                 "standin: /standin_hello exited with status 0",
-                "standin: LOW MEMORY CORRUPTED: 8 bad words in the host's canary page (0x6000-0xa000), first at 0x8000",
-                "standin: LOW MEMORY CORRUPTED: 8 bad words in the host's occupied page (occupy=) (0x30000-0x31000), first at 0x30000",
+                "standin: LOW MEMORY CORRUPTED: 8 bad words in the dead boot stack (0x1000-0x8000), first at 0x4000 (found 0x0)",
+                "standin: LOW MEMORY CORRUPTED: 8 bad words in the occupied page (0x8000-0x9000), first at 0x8000 (found 0x0)",
+                "standin: failing the run: the dead boot stack or an occupied page is not as the host left it",
             ],
         )
-        .options("occupy=0x30000")
-        .args("corrupt=0x8000 corrupt=0x30000"),
+        .options("occupy=0x8000")
+        .args("corrupt=0x4000 corrupt=0x8000"),
     );
     cases.push(
         Case::failing(
@@ -730,7 +834,7 @@ fn standin_cases() -> Vec<standin::Case> {
         .memory("64M")
         .args("alloc=100M"),
     );
-    let refusals: [(&str, Initrd, &str, &str, &str); 7] = [
+    let refusals: [(&str, Initrd, &str, &str, &str); 8] = [
         (
             "no initrd",
             Initrd::Absent,
@@ -767,11 +871,18 @@ fn standin_cases() -> Vec<standin::Case> {
             "standin: error: unknown host option `cpus=4`",
         ),
         (
-            "occupy= a page that is not free RAM",
+            "occupy= a page outside the dead boot stack",
             Initrd::Hello,
-            "occupy=0x9f000",
+            "occupy=0x11000",
             "/standin_hello",
-            "standin: error: occupy=0x9f000 is not in the free low RAM (0x11000-0x9f000)",
+            "standin: error: bad host option `occupy=0x11000`: want a 4 KiB-aligned page of the dead boot stack (0x1000 to 0x10000)",
+        ),
+        (
+            "occupy= a page twice",
+            Initrd::Hello,
+            "occupy=0x8000 occupy=0x8000",
+            "/standin_hello",
+            "standin: error: occupy=0x8000 is not in the free low RAM (0x1000-0x8000,0x9000-0x11000)",
         ),
         (
             "stack too large for memory",

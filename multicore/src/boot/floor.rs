@@ -13,12 +13,12 @@
 //! and halts, and the bring-up's own INIT resets it; with the page's old bytes back it would run
 //! whatever they are (seen: a triple fault that reset the VM, about once in 100 TCG boots at
 //! `-smp 4..16`, before this order). The bring-up that follows puts its trampoline in the same
-//! page (`choose_trampoline_page` picks the same one), where a late start is just an early
+//! page (the census of the same pages picks the same one), where a late start is just an early
 //! check-in.
 
 use super::delays::Delays;
 use super::host::Host;
-use super::lowmem::choose_trampoline_page;
+use super::live_pages;
 use super::start::BringupError;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::LocalApic;
@@ -56,7 +56,9 @@ impl FloorProbe {
     /// Copies the probe into the page the bring-up would use (the page's bytes are kept for
     /// [`FloorProbe::restore`]).
     pub fn install<H: Host>(host: &H) -> Result<FloorProbe, BringupError> {
-        let page = choose_trampoline_page(&host.low_memory()).map_err(BringupError::NoLowPage)?;
+        let page = live_pages::census(host)?
+            .trampoline_page()
+            .map_err(BringupError::NoLowPage)?;
         let start = &raw const floor_probe_start;
         let len = (&raw const floor_probe_end) as usize - start as usize;
         let counter_offset = (&raw const floor_probe_counter) as usize - start as usize;

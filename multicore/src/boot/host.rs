@@ -46,8 +46,15 @@ pub trait Host: Sync {
     /// the BSP's stack), or `None` if unknown.
     fn virt_to_phys(&self, virt: u64) -> Option<u64>;
 
-    /// Where the trampoline page may go.
+    /// Where the trampoline page may go (the host's word; pages the library sees in use are
+    /// refused all the same, boot/live_pages.rs).
     fn low_memory(&self) -> LowMemory<'_>;
+
+    /// The virtual range [`Host::alloc_zeroed`] hands memory out of, if it is one range: its
+    /// pages below 1 MiB are never borrowed. Default: not known.
+    fn library_memory(&self) -> Option<(u64, usize)> {
+        None
+    }
 
     /// Writes `args` after every other CPU has been stopped (a panic or fatal exception
     /// report): must not wait for a lock that a stopped CPU may hold. Default: [`Host::print`].

@@ -10,12 +10,13 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::cpu_data::{ApEntry, CpuData, CpuState};
 use super::delays::Delays;
 use super::host::Host;
-use super::low_pages::BorrowedLowPages;
+use super::low_pages::{BorrowedLowPages, TABLE_FRAMES};
 use super::lowmem::NoLowPage;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::{ApicError, LocalApic};
 use crate::arch::x86_64::cpu_state::ApControlState;
 use crate::arch::x86_64::long_mode_entry::{self, ApBootTable};
+use crate::arch::x86_64::page_walk::SurveyError;
 use crate::arch::x86_64::trampoline::{self, RelocError, TrampolineParams, PAGE_SIZE};
 use crate::arch::x86_64::transition_tables::{TablesError, TransitionTables};
 use crate::arch::x86_64::tsc::{self, Tsc};
@@ -65,6 +66,8 @@ impl BringupReport {
 pub enum BringupError {
     /// No page for the trampoline.
     NoLowPage(NoLowPage),
+    /// The host's page tables could not be surveyed for the pages they occupy.
+    HostPageTables(SurveyError),
     /// The host uses 5-level paging (CR4.LA57); the trampoline enables 4-level paging.
     FiveLevelPaging,
     /// Another bring-up is running.
@@ -96,6 +99,7 @@ impl core::fmt::Display for BringupError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             BringupError::NoLowPage(e) => write!(f, "{e}"),
+            BringupError::HostPageTables(e) => write!(f, "{e}"),
             BringupError::FiveLevelPaging => write!(
                 f,
                 "the host uses 5-level paging (CR4.LA57); the AP trampoline supports 4-level paging only"
@@ -215,6 +219,7 @@ fn borrow_pages_and_start<H: Host>(
     let n = cpus.len();
     let aps = &cpus[1..];
     let pages = BorrowedLowPages::borrow(host)?;
+    host.print(format_args!("Low memory: {}\n", pages.refusals));
     let page = pages.trampoline;
     let page_ptr = pages.trampoline_ptr();
     let blob = trampoline::image();
@@ -235,7 +240,12 @@ fn borrow_pages_and_start<H: Host>(
     };
     host.print(format_args!("Relocations applied\n"));
     host.print(format_args!(
-        "Transition page tables at {transition_cr3:#x}\n"
+        "Transition page tables at {transition_cr3:#x} ({})\n",
+        if pages.tables_borrowed {
+            "borrowed low pages"
+        } else {
+            "in the library's memory"
+        }
     ));
     let params = TrampolineParams {
         transition_cr3,
@@ -334,16 +344,50 @@ fn relocate_and_map<H: Host>(
     let entry_phys = host
         .virt_to_phys(entry)
         .ok_or(BringupError::EntryNotMapped { virt: entry })?;
-    let frames = pages.table_frames();
-    // SAFETY: the frames are borrowed low pages (saved, ours until given back), writable
-    // through the host's physical mapping at `table`.
+    // SAFETY: the frames are the host's memory handed to this bring-up, or borrowed low pages
+    // (saved, ours until given back), writable at `table`.
     let mut tables =
-        unsafe { TransitionTables::new(&frames) }.map_err(BringupError::TransitionTables)?;
+        unsafe { TransitionTables::new(&pages.tables) }.map_err(BringupError::TransitionTables)?;
     tables
         .map_4k(pages.trampoline, pages.trampoline)
         .and_then(|()| tables.map_4k(entry, entry_phys & !0xFFF))
         .map_err(BringupError::TransitionTables)?;
     Ok(tables.root())
+}
+
+/// Bytes of host memory a bring-up of `cpus` CPUs (the BSP included) may take through
+/// [`Host::alloc_zeroed`], alignment padding included: what `start_aps` allocates, one entry
+/// per allocation below.
+pub fn memory_needed(cpus: usize, ap_stack_size: usize) -> usize {
+    let aps = cpus.saturating_sub(1);
+    let mut budget = Budget::default();
+    budget.add(8 * cpus, 8); // the CpuData table
+    for _ in 0..aps {
+        budget.add(ap_stack_size + PAGE_SIZE, PAGE_SIZE); // stack and guard page
+    }
+    for _ in 0..cpus {
+        budget.add(core::mem::size_of::<CpuData>(), 64);
+    }
+    budget.add(4 * aps, 8); // the APIC ID table
+    budget.add(8 * aps, 8); // the CPU table
+    budget.add(TABLE_FRAMES * PAGE_SIZE, PAGE_SIZE); // transition page tables
+    budget.add((1 + TABLE_FRAMES) * PAGE_SIZE, 8); // saved low pages
+    budget.add(cpus, 1); // the failure flags
+    budget.total
+}
+
+/// A sum of allocations, each with the most padding its alignment can cost.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Budget {
+    /// Bytes so far.
+    pub total: usize,
+}
+
+impl Budget {
+    /// Adds an allocation of `size` bytes aligned to `align`.
+    pub fn add(&mut self, size: usize, align: usize) {
+        self.total = self.total.saturating_add(size.saturating_add(align - 1));
+    }
 }
 
 /// Allocates and fills `CpuData` for every CPU, with a guarded stack for each AP.

@@ -55,6 +55,11 @@ impl Bump {
         }
     }
 
+    /// The region: (virtual base, bytes).
+    pub fn region(&self) -> (u64, usize) {
+        (self.base as u64, self.len)
+    }
+
     /// Bytes handed out so far (alignment padding included).
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)

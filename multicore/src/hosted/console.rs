@@ -1,10 +1,11 @@
 //! A console APs may use in a hosted program: the host's own printing is a system call, which
 //! an AP must never make (the host kernel has no SMP support), so APs write to the serial port
-//! directly. One lock orders whole lines from every CPU, the BSP included when it uses it too.
+//! directly. Lines from every CPU (the BSP included when it uses it too) go through one
+//! [`LineRing`]: whole lines, in order, and no CPU spins for the port while another writes.
 
 use core::fmt::{self, Write};
 
-use crate::sync::SpinMutex;
+use crate::line_ring::LineRing;
 
 /// Where the hosted console writes.
 #[derive(Clone, Copy)]
@@ -63,37 +64,46 @@ impl Write for Custom {
 }
 
 static CONSOLE: spin::Once<Console> = spin::Once::new();
-static LOCK: SpinMutex<()> = SpinMutex::new(());
+static RING: LineRing = LineRing::new();
 
 /// Chooses the console (the first call wins; `hosted::start_cpus` makes it).
 pub fn set(console: Console) {
     CONSOLE.call_once(|| console);
 }
 
-/// Writes `args` as one unit; from any CPU.
+/// Writes `args` as one line; from any CPU, without waiting for another CPU's line.
 pub fn print(args: fmt::Arguments<'_>) {
-    let _line = LOCK.lock();
-    write_unlocked(args);
+    RING.print(args, &write_bytes);
 }
 
-/// Writes a fault report: with the lock if it can be had within about a millisecond (so that
-/// reports from several CPUs do not interleave), else without: whoever held it may have been
-/// the CPU that faulted, and will never release it.
+/// Writes a fault report: queued like any line, and written out by whoever holds the output
+/// if that finishes within about a millisecond; else without the output's lock: its holder may
+/// have been the CPU that faulted, and will never come back.
 pub fn print_unlocked(args: fmt::Arguments<'_>) {
-    for _ in 0..100_000 {
-        if let Some(_line) = LOCK.try_lock() {
-            write_unlocked(args);
+    let deadline = crate::arch::x86_64::tsc::now() + 3_000_000; // ~1 ms at a few GHz
+    RING.drain(&write_bytes);
+    while crate::arch::x86_64::tsc::now() < deadline {
+        if RING.try_idle(&write_bytes) {
+            RING.print(args, &write_bytes);
             return;
         }
         core::hint::spin_loop();
     }
-    write_unlocked(args);
+    // SAFETY: the holder is presumed gone (see above); a line interleaved with one it still
+    // writes is the price of a report that gets out at all.
+    unsafe { RING.print_bypassing_lock(args, &write_bytes) };
 }
 
-fn write_unlocked(args: fmt::Arguments<'_>) {
+fn write_bytes(bytes: &[u8]) {
+    // A line cut inside a UTF-8 sequence keeps its valid part.
+    let text = match core::str::from_utf8(bytes) {
+        Ok(text) => text,
+        // SAFETY: `valid_up_to` bytes are valid UTF-8 (from_utf8's contract).
+        Err(e) => unsafe { core::str::from_utf8_unchecked(&bytes[..e.valid_up_to()]) },
+    };
     let _ = match CONSOLE.get() {
-        Some(Console::Uart(port)) => Uart(*port).write_fmt(args),
-        Some(Console::Custom(f)) => Custom(*f).write_fmt(args),
+        Some(Console::Uart(port)) => Uart(*port).write_str(text),
+        Some(Console::Custom(f)) => Custom(*f).write_str(text),
         Some(Console::None) | None => Ok(()),
     };
 }

@@ -7,7 +7,7 @@ use core::ptr::NonNull;
 
 use super::bump::Bump;
 use super::console;
-use crate::arch::x86_64::transition_tables::translate;
+use crate::arch::x86_64::page_walk::translate;
 use crate::boot::{Host, LowMemory};
 use crate::bootinfo::PhysRange;
 use crate::phys::LinearMapping;
@@ -83,6 +83,10 @@ impl Host for HostedHost {
             crate::phys::PhysRead::read(&self.phys, pa, &mut bytes).ok()?;
             Some(u64::from_le_bytes(bytes))
         })
+    }
+
+    fn library_memory(&self) -> Option<(u64, usize)> {
+        Some(self.bump.region())
     }
 
     fn low_memory(&self) -> LowMemory<'_> {

@@ -1,9 +1,11 @@
 //! Starting the other CPUs from a program that already runs on one CPU of a host kernel with
 //! no SMP support (a Rust `std` program on a Unikraft kernel built without SMP, in ring 0).
 //!
-//! The program hands over what the library cannot know — memory, how physical memory is
-//! mapped, which low pages it may borrow, the TSC frequency or a clock to measure it — and an
-//! entry function; [`start_cpus`] does the rest and says which CPUs failed and why. The BSP's
+//! The program says what the library cannot know — how physical memory is mapped, which low
+//! pages it may borrow (for a known kernel, a preset: [`presets`]), the TSC frequency or a
+//! clock to measure it — and gives an entry function; [`start_cpus`] checks those settings
+//! against the machine (mapping.rs, boot/live_pages.rs), takes the memory N CPUs need, and
+//! does the rest, saying which CPUs failed and why. A wrong setting is an `Err` naming it. The BSP's
 //! GDT, IDT, page tables, GS base and APIC mode are left as they are (unless x2APIC is allowed);
 //! the borrowed low pages are restored and the transition page tables dropped before it
 //! returns. Each AP gets its own descriptor tables, TLS block (from the program's PT_TLS), a
@@ -17,6 +19,8 @@ mod bump;
 pub mod console;
 pub mod heap;
 mod host;
+pub mod mapping;
+pub mod presets;
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -25,16 +29,19 @@ pub use ap::{current_ap, ApInfo};
 pub use console::Console;
 pub use heap::{ApHeap, HostedHeap};
 pub use host::MAX_LOW_RANGES;
+pub use mapping::MappingError;
+pub use presets::HostLayout;
 
+use crate::acpi::AcpiError;
 use crate::arch::x86_64::apic::{ApicError, ApicMode, LocalApic};
 use crate::arch::x86_64::gdt::{self, CpuTables};
 use crate::arch::x86_64::idt::Idt;
 use crate::arch::x86_64::tsc::{self, Tsc};
-use crate::boot::{start_aps, BringupError, CpuState, StartConfig};
+use crate::boot::lowmem::NoLowPage;
+use crate::boot::{memory_needed, start_aps, BringupError, Budget, CpuState, StartConfig};
 use crate::bootinfo::PhysRange;
 use crate::cmdline::{DelayPolicy, Strategy};
 use crate::heap::MIN_ARENA_SIZE;
-use crate::phys::LinearMapping;
 use crate::tls::{self, TlsError, TlsTemplate};
 use ap::{ApMarker, ApShared, ApSlot, AP_STARTED, SHARED};
 use bump::Bump;
@@ -66,16 +73,20 @@ pub struct TlsConfig {
 /// Everything [`start_cpus`] needs from the program.
 pub struct HostedConfig<'a> {
     /// Memory for AP stacks, per-CPU data, descriptor tables, TLS blocks and AP heaps: must
-    /// stay valid and otherwise unused for as long as the APs run, i.e. for ever (a leaked
-    /// `Vec` is the usual source). Its size limits what can be started: see
-    /// [`HostedError::Bringup`] with `OutOfMemory`.
-    pub memory: &'static mut [u8],
-    /// Physical memory is mapped at `virt = phys + phys_offset` for `phys < phys_limit`.
+    /// stay valid and otherwise unused for as long as the APs run, i.e. for ever. `None` (the
+    /// default): [`start_cpus`] takes [`HostedConfig::memory_needed`] bytes for the CPUs it
+    /// found from the program's global allocator, and never frees them. A region given
+    /// here limits what can be started: see [`HostedError::Bringup`] with `OutOfMemory`.
+    pub memory: Option<&'static mut [u8]>,
+    /// Physical memory is mapped at `virt = phys + phys_offset` for `phys < phys_limit`
+    /// (checked: [`mapping`]).
     pub phys_offset: u64,
     /// End of the physical mapping.
     pub phys_limit: u64,
-    /// Free RAM below 1 MiB the library may borrow (the trampoline page and the transition page
-    /// tables; restored afterwards).
+    /// Free RAM below 1 MiB the library may borrow: the trampoline page (restored afterwards),
+    /// and the transition page tables' only if `memory` is above 4 GiB. Pages the library
+    /// sees in use (the host's page tables and mapped memory, the BSP's stack and descriptor
+    /// tables, `memory`) are refused whatever this says.
     pub low_free: &'a [PhysRange],
     /// Pages inside `low_free` that are in use all the same.
     pub low_in_use: &'a [PhysRange],
@@ -107,16 +118,15 @@ pub struct HostedConfig<'a> {
 }
 
 impl<'a> HostedConfig<'a> {
-    /// Defaults for everything but the memory, the mapping and the low pages.
+    /// Defaults for everything but the mapping and the low pages; memory sized by the library.
     pub fn new(
-        memory: &'static mut [u8],
         phys_offset: u64,
         phys_limit: u64,
         low_free: &'a [PhysRange],
         tsc: TscFrequency,
     ) -> HostedConfig<'a> {
         HostedConfig {
-            memory,
+            memory: None,
             phys_offset,
             phys_limit,
             low_free,
@@ -133,6 +143,38 @@ impl<'a> HostedConfig<'a> {
             strategy: Strategy::Parallel,
             delays: DelayPolicy::Fast,
         }
+    }
+
+    /// Defaults, with the mapping and the low pages of a known kernel ([`presets`]).
+    pub fn for_host(layout: &'static HostLayout, tsc: TscFrequency) -> HostedConfig<'static> {
+        HostedConfig::new(layout.phys_offset, layout.phys_limit, layout.low_free, tsc)
+    }
+
+    /// Bytes of `memory` a start of `cpus` CPUs (the BSP included) takes with this
+    /// configuration, at most: stacks, per-CPU data, descriptor tables, TLS blocks, heaps.
+    pub fn memory_needed(&self, cpus: usize) -> usize {
+        let cpus = cpus.clamp(1, self.max_cpus.max(1));
+        let aps = cpus - 1;
+        let mut budget = Budget::default();
+        budget.add(core::mem::size_of::<ApSlot>() * cpus, 64);
+        let tls = match &self.tls {
+            Some(t) => tls::layout(&t.template, t.tcb_size).map_or(0, |l| l.size),
+            None => 0,
+        };
+        for _ in 0..aps {
+            for _ in 0..3 {
+                budget.add(IST_STACK_SIZE, 16);
+            }
+            budget.add(core::mem::size_of::<CpuTables>(), 16);
+            if self.tls.is_some() {
+                budget.add(tls, 16);
+            }
+        }
+        if let Some((_, per_ap)) = self.heap.filter(|(_, per_ap)| *per_ap > 0) {
+            budget.add(per_ap.next_multiple_of(4096).saturating_mul(cpus), 4096);
+        }
+        budget.add(core::mem::size_of::<Idt>(), 16);
+        budget.total + memory_needed(cpus, self.stack_size.next_multiple_of(4096))
     }
 }
 
@@ -176,6 +218,8 @@ pub struct HostedReport {
     pub tsc_hz: u64,
     /// Bytes of the program's memory used.
     pub memory_used: usize,
+    /// Bytes of memory there were (taken by the library, or the region given).
+    pub memory_size: usize,
 }
 
 /// Why nothing was started.
@@ -189,7 +233,25 @@ pub enum HostedError {
     NoTscFrequency,
     /// The program's TLS segment is not usable.
     Tls(TlsError),
-    /// The bring-up refused (no low page, out of memory, ...).
+    /// `phys_offset`, `phys_limit` or `xapic_mmio` is wrong.
+    Mapping(MappingError),
+    /// No page of `low_free` can be borrowed.
+    LowFree(NoLowPage),
+    /// The memory for the CPUs found could not be allocated.
+    NoMemory {
+        /// Bytes asked of the global allocator.
+        bytes: usize,
+        /// For this many CPUs.
+        cpus: usize,
+    },
+    /// The ACPI tables lie beyond `phys_limit`.
+    AcpiBeyondLimit {
+        /// The limit.
+        limit: u64,
+        /// The address read.
+        addr: u64,
+    },
+    /// The bring-up refused (out of memory, ...).
     Bringup(BringupError),
     /// Fewer bytes per AP heap than an arena needs.
     HeapTooSmall {
@@ -210,6 +272,16 @@ impl fmt::Display for HostedError {
                 "cannot find the TSC frequency (no CPUID leaf 0x15/0x40000010, and the host clock did not advance)"
             ),
             HostedError::Tls(e) => write!(f, "{e}"),
+            HostedError::Mapping(e) => write!(f, "{e}"),
+            HostedError::LowFree(e) => write!(f, "low_free: {e}"),
+            HostedError::NoMemory { bytes, cpus } => write!(
+                f,
+                "cannot allocate {bytes} bytes for {cpus} CPUs from the program's allocator"
+            ),
+            HostedError::AcpiBeyondLimit { limit, addr } => write!(
+                f,
+                "phys_limit {limit:#x} is too small: the ACPI tables are at physical {addr:#x}"
+            ),
             HostedError::Bringup(e) => write!(f, "{e}"),
             HostedError::HeapTooSmall { per_ap, min } => write!(
                 f,
@@ -225,9 +297,20 @@ static HOST: spin::Once<HostedHost> = spin::Once::new();
 const IST_STACK_SIZE: usize = 8 * 1024;
 
 /// Finds the other CPUs and starts each with `entry(&info, arg)`. Returns when every AP runs
-/// the entry or has failed; an `Err` means no AP was started (and the program goes on, alone).
+/// the entry or has failed; an `Err` means no AP was started (and the program goes on, alone,
+/// with the host as it was).
+///
+/// The steps, in order (docs/hosted.md has the whole story):
+/// 1. the TSC frequency;
+/// 2. the physical mapping checked under a probe ([`mapping::check`]), the local APIC's page
+///    reachable through it;
+/// 3. the CPUs from the ACPI MADT (else MP tables) through the checked mapping;
+/// 4. the memory for that many CPUs ([`HostedConfig::memory_needed`]), and every AP's slot,
+///    descriptor tables, TLS block and heap carved from it before any AP starts;
+/// 5. the bring-up ([`start_aps`]): low pages chosen and checked, trampoline, INIT/SIPI;
+///    each AP then runs `ap::hosted_ap_entry`.
 pub fn start_cpus(
-    config: HostedConfig<'_>,
+    mut config: HostedConfig<'_>,
     entry: fn(&ApInfo, usize),
     arg: usize,
 ) -> Result<HostedReport, HostedError> {
@@ -235,118 +318,60 @@ pub fn start_cpus(
         return Err(HostedError::AlreadyStarted);
     }
     console::set(config.console);
+    if x86_64::registers::control::Cr4::read()
+        .contains(x86_64::registers::control::Cr4Flags::L5_PAGING)
+    {
+        // The checks below walk 4-level tables, as the trampoline builds them.
+        return Err(HostedError::Bringup(BringupError::FiveLevelPaging));
+    }
     let tsc = tsc_of(&config)?;
-    // SAFETY: the program vouches (HostedConfig docs) that [0, phys_limit) is mapped at the
-    // offset; the mapping is used for firmware tables, the low pages and the xAPIC page.
-    let phys = unsafe { LinearMapping::new(config.phys_offset, config.phys_limit) };
-    let memory_len = config.memory.len();
-    // SAFETY: the region is 'static, exclusively ours (moved in), and never freed.
-    let bump = unsafe { Bump::new(config.memory.as_mut_ptr(), memory_len) };
-    let host: &'static HostedHost =
-        HOST.call_once(|| HostedHost::new(bump, phys, config.low_free, config.low_in_use));
+    let checked =
+        mapping::check(config.phys_offset, config.phys_limit).map_err(HostedError::Mapping)?;
+    let phys = checked.mapping;
+    let apic_mode = LocalApic::attach_mode(&phys, config.allow_x2apic, config.xapic_mmio)
+        .map_err(HostedError::Apic)?;
+    if let ApicMode::XApic { phys: page, .. } = apic_mode {
+        match config.xapic_mmio {
+            Some(mmio) => checked.check_xapic_mmio(mmio, page),
+            None => checked.reaches(page, "the local APIC's page"),
+        }
+        .map_err(HostedError::Mapping)?;
+    }
     let apic = LocalApic::attach_bsp(&phys, config.allow_x2apic, config.xapic_mmio)
         .map_err(HostedError::Apic)?;
-    let oom_for = |what: &'static str, cpu: usize, bytes: usize| {
-        HostedError::Bringup(BringupError::OutOfMemory {
-            what,
-            cpu: cpu as u32,
-            bytes,
-        })
-    };
-    let oom = |what: &'static str, bytes: usize| oom_for(what, 0, bytes);
-    let max = config.max_cpus.max(1);
-    let storage = host
-        .bump
-        .alloc_zeroed(4 * max, 4)
-        .ok_or(oom("the CPU list", 4 * max))?;
-    // SAFETY: `max` zeroed u32s just taken from the region, used only here.
-    let storage = unsafe { core::slice::from_raw_parts_mut(storage.as_ptr() as *mut u32, max) };
-    let topo = crate::topology::discover(&phys, config.rsdp, apic.id(), storage);
+
+    let mut storage = alloc::vec![0u32; config.max_cpus.max(1)];
+    let topo = crate::topology::discover(&phys, config.rsdp, apic.id(), &mut storage);
+    if let Some(AcpiError::Read { source, .. }) = topo.acpi_error {
+        if source.addr.saturating_add(source.len as u64) > checked.limit {
+            return Err(HostedError::AcpiBeyondLimit {
+                limit: checked.limit,
+                addr: source.addr,
+            });
+        }
+    }
     let ids = topo.apic_ids;
     let n = ids.len();
 
-    // Everything per AP is taken now: running out later would leave APs half set up.
-    let slots = host
-        .bump
-        .alloc_zeroed(core::mem::size_of::<ApSlot>() * n, 64)
-        .ok_or(oom("the AP slots", core::mem::size_of::<ApSlot>() * n))?
-        .as_ptr() as *mut ApSlot;
-    let tls_layout = match &config.tls {
-        Some(t) => Some(tls::layout(&t.template, t.tcb_size).map_err(HostedError::Tls)?),
-        None => None,
+    let needed = config.memory_needed(n);
+    let memory: &'static mut [u8] = match config.memory.take() {
+        Some(region) => region,
+        None => take_memory(needed).ok_or(HostedError::NoMemory {
+            bytes: needed,
+            cpus: n,
+        })?,
     };
-    for index in 0..n {
-        let mut ist_tops = [0u64; 3];
-        for top in ist_tops.iter_mut() {
-            let stack = host.bump.alloc_zeroed(IST_STACK_SIZE, 16).ok_or(oom_for(
-                "an IST stack",
-                index,
-                IST_STACK_SIZE,
-            ))?;
-            *top = stack.as_ptr() as u64 + IST_STACK_SIZE as u64;
-        }
-        let tables = host
-            .bump
-            .alloc_zeroed(core::mem::size_of::<CpuTables>(), 16)
-            .ok_or(oom_for(
-                "descriptor tables",
-                index,
-                core::mem::size_of::<CpuTables>(),
-            ))?
-            .as_ptr() as *mut CpuTables;
-        let fs_base = match (&config.tls, &tls_layout) {
-            (Some(t), Some(layout)) if index > 0 => {
-                let area = host.bump.alloc_zeroed(layout.size, 16).ok_or(oom_for(
-                    "a TLS block",
-                    index,
-                    layout.size,
-                ))?;
-                // SAFETY: `layout.size` bytes just taken; FS base is the BSP's thread pointer,
-                // whose TCB (tcb_size bytes, the program vouches) is readable.
-                let (area, tcb) = unsafe {
-                    let bsp_tp = x86_64::registers::model_specific::FsBase::read().as_u64();
-                    (
-                        core::slice::from_raw_parts_mut(area.as_ptr(), layout.size),
-                        core::slice::from_raw_parts(bsp_tp as *const u8, t.tcb_size),
-                    )
-                };
-                tls::init_area(area, &t.template, layout, tcb).map_err(HostedError::Tls)?
-            }
-            _ => 0,
-        };
-        // SAFETY: slot `index` of the zeroed slot array taken above; written before any AP
-        // can read it (published through SHARED before the bring-up).
-        unsafe {
-            slots.add(index).write(ApSlot {
-                marker: ApMarker::new(index as u64),
-                tables,
-                ist_tops,
-                fs_base,
-                phase: core::sync::atomic::AtomicU32::new(AP_STARTED),
-            })
-        };
-    }
-    if let Some((heap, per_ap)) = config.heap.filter(|(_, per_ap)| *per_ap > 0) {
-        let per_ap = per_ap.next_multiple_of(4096);
-        if per_ap < MIN_ARENA_SIZE {
-            return Err(HostedError::HeapTooSmall {
-                per_ap,
-                min: MIN_ARENA_SIZE,
-            });
-        }
-        let bytes = per_ap.checked_mul(n).ok_or(oom("AP heaps", usize::MAX))?;
-        let arenas = host
-            .bump
-            .alloc_zeroed(bytes, 4096)
-            .ok_or(oom("AP heaps", bytes))?;
-        // SAFETY: fresh memory from the region, the heap's alone from now on; the
-        // `HOST` once-guard above makes this the only call.
-        unsafe { heap.init_arenas(arenas.as_ptr(), per_ap, n) };
-    }
+    let memory_size = memory.len();
+    // SAFETY: the region is 'static, exclusively ours (moved in or just allocated), and never
+    // freed.
+    let bump = unsafe { Bump::new(memory.as_mut_ptr(), memory_size) };
+    let host: &'static HostedHost =
+        HOST.call_once(|| HostedHost::new(bump, phys, config.low_free, config.low_in_use));
+    let slots = carve_ap_resources(host, &config, n)?;
     let idt = host
         .bump
         .alloc_zeroed(core::mem::size_of::<Idt>(), 16)
-        .ok_or(oom("the AP IDT", core::mem::size_of::<Idt>()))?
+        .ok_or(oom("the AP IDT", 0, core::mem::size_of::<Idt>()))?
         .as_ptr() as *mut Idt;
     let ist = [
         (crate::rt::vectors::DOUBLE_FAULT, gdt::IST_DOUBLE_FAULT),
@@ -372,8 +397,11 @@ pub fn start_cpus(
         delays: config.delays,
         ap_stack_size: config.stack_size.next_multiple_of(4096),
     };
-    let report = start_aps(host, &apic, &tsc, ids, &start, ap::hosted_ap_entry, 0)
-        .map_err(HostedError::Bringup)?;
+    let report =
+        start_aps(host, &apic, &tsc, ids, &start, ap::hosted_ap_entry, 0).map_err(|e| match e {
+            BringupError::NoLowPage(e) => HostedError::LowFree(e),
+            e => HostedError::Bringup(e),
+        })?;
     let failed = report
         .cpus
         .iter()
@@ -393,7 +421,120 @@ pub fn start_cpus(
         apic_mode: apic.mode(),
         tsc_hz: tsc.hz(),
         memory_used: host.bump.used(),
+        memory_size,
     })
+}
+
+fn oom(what: &'static str, cpu: usize, bytes: usize) -> HostedError {
+    HostedError::Bringup(BringupError::OutOfMemory {
+        what,
+        cpu: cpu as u32,
+        bytes,
+    })
+}
+
+/// `bytes` zeroed, page-aligned bytes from the global allocator, never freed.
+fn take_memory(bytes: usize) -> Option<&'static mut [u8]> {
+    let layout = core::alloc::Layout::from_size_align(bytes.max(1), 4096).ok()?;
+    // SAFETY: a non-zero size; the block is never freed, so a 'static slice over it is sound.
+    unsafe {
+        let ptr = alloc::alloc::alloc_zeroed(layout);
+        (!ptr.is_null()).then(|| core::slice::from_raw_parts_mut(ptr, bytes))
+    }
+}
+
+/// Every AP's slot (IST stacks, descriptor tables, TLS block) and heap arena, taken before any
+/// AP starts: running out later would leave APs half set up. Slot 0 (the BSP's) stays empty.
+fn carve_ap_resources(
+    host: &'static HostedHost,
+    config: &HostedConfig<'_>,
+    n: usize,
+) -> Result<*mut ApSlot, HostedError> {
+    let slot_bytes = core::mem::size_of::<ApSlot>() * n;
+    let slots = host
+        .bump
+        .alloc_zeroed(slot_bytes, 64)
+        .ok_or(oom("the AP slots", 0, slot_bytes))?
+        .as_ptr() as *mut ApSlot;
+    let tls_layout = match &config.tls {
+        Some(t) => Some(tls::layout(&t.template, t.tcb_size).map_err(HostedError::Tls)?),
+        None => None,
+    };
+    for index in 0..n {
+        let (tables, ist_tops, fs_base) = if index == 0 {
+            (core::ptr::null_mut(), [0u64; 3], 0)
+        } else {
+            let mut ist_tops = [0u64; 3];
+            for top in ist_tops.iter_mut() {
+                let stack = host.bump.alloc_zeroed(IST_STACK_SIZE, 16).ok_or(oom(
+                    "an IST stack",
+                    index,
+                    IST_STACK_SIZE,
+                ))?;
+                *top = stack.as_ptr() as u64 + IST_STACK_SIZE as u64;
+            }
+            let size = core::mem::size_of::<CpuTables>();
+            let tables = host
+                .bump
+                .alloc_zeroed(size, 16)
+                .ok_or(oom("descriptor tables", index, size))?
+                .as_ptr() as *mut CpuTables;
+            let fs_base = match (&config.tls, &tls_layout) {
+                (Some(t), Some(layout)) => {
+                    let area = host.bump.alloc_zeroed(layout.size, 16).ok_or(oom(
+                        "a TLS block",
+                        index,
+                        layout.size,
+                    ))?;
+                    // SAFETY: `layout.size` bytes just taken; FS base is the BSP's thread
+                    // pointer, whose TCB (tcb_size bytes, the program vouches) is readable.
+                    let (area, tcb) = unsafe {
+                        let bsp_tp = x86_64::registers::model_specific::FsBase::read().as_u64();
+                        (
+                            core::slice::from_raw_parts_mut(area.as_ptr(), layout.size),
+                            core::slice::from_raw_parts(bsp_tp as *const u8, t.tcb_size),
+                        )
+                    };
+                    tls::init_area(area, &t.template, layout, tcb).map_err(HostedError::Tls)?
+                }
+                _ => 0,
+            };
+            (tables, ist_tops, fs_base)
+        };
+        // SAFETY: slot `index` of the zeroed slot array taken above; written before any AP
+        // can read it (published through SHARED before the bring-up).
+        unsafe {
+            slots.add(index).write(ApSlot {
+                marker: ApMarker::new(index as u64),
+                tables,
+                ist_tops,
+                fs_base,
+                phase: core::sync::atomic::AtomicU32::new(AP_STARTED),
+            })
+        };
+    }
+    if let Some((heap, per_ap)) = config.heap.filter(|(_, per_ap)| *per_ap > 0) {
+        let per_ap = per_ap.next_multiple_of(4096);
+        if per_ap < MIN_ARENA_SIZE {
+            return Err(HostedError::HeapTooSmall {
+                per_ap,
+                min: MIN_ARENA_SIZE,
+            });
+        }
+        // One arena per CPU index; the BSP's (index 0) is unused: the BSP allocates from the
+        // program's allocator.
+        let bytes = per_ap
+            .checked_mul(n)
+            .ok_or(oom("AP heaps", 0, usize::MAX))?;
+        let arenas = host
+            .bump
+            .alloc_zeroed(bytes, 4096)
+            .ok_or(oom("AP heaps", 0, bytes))?;
+        // SAFETY: fresh memory from the region, the heap's alone from now on; the `HOST`
+        // once-guard in start_cpus makes this the only call.
+        unsafe { heap.init_arenas(arenas.as_ptr(), per_ap, n) };
+    }
+    Ok(slots)
 }
 
 /// How many APs reported a fault (a CPU exception, an unexpected NMI) after the bring-up and

@@ -5,8 +5,12 @@
 //!
 //! ```text
 //! cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg]
-//!                     [--package P] [--bin B] [--load 0x..] [--append 'host opts'] [-- args]
+//!                     [--package P] [--bin B] [--c] [--load 0x..] [--append 'host opts']
+//!                     [--unikraft] [-- args]
 //! ```
+//! `--c` runs the C example (capi/example) instead of a package; `--unikraft` boots the real
+//! Unikraft base kernel named by `UKBASE` instead of the stand-in, as a Unikraft user would
+//! (`-M pc -cpu max,-pmu -m 953M`, TCG, the program extracted from the initrd).
 //! `--accel auto` tries KVM when usable and falls back to TCG, saying why, when this machine's
 //! KVM cannot run the program (a nested KVM that emulates ring-0 code stops at the first SSE
 //! instruction with "KVM internal error ... emulation failure").
@@ -98,8 +102,8 @@ pub fn append_line(host_options: &str, argv: &[&str]) -> String {
 
 const USAGE: &str =
     "usage: cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg]
-                           [--package P] [--bin B] [--load 0x..] [--append 'host options']
-                           [-- program args]";
+                           [--package P] [--bin B] [--c] [--load 0x..] [--append 'host options']
+                           [--unikraft] [-- program args]";
 
 /// `cargo xtask standin ...`: builds the host and the program, boots them with the serial
 /// console on the terminal; Ok when the program exited with status 0 and the host found
@@ -110,6 +114,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut accel = "auto".to_string();
     let mut package = HELLO_PACKAGE.to_string();
     let mut bin = None;
+    let mut c_example = false;
+    let mut unikraft = false;
     let mut options = Vec::new();
     let mut program_args = Vec::new();
     let mut it = args.iter();
@@ -129,17 +135,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--accel" => accel = value("--accel")?,
             "--package" => package = value("--package")?,
             "--bin" => bin = Some(value("--bin")?),
+            "--c" => c_example = true,
+            "--unikraft" => unikraft = true,
             "--load" => options.push(format!("load={}", value("--load")?)),
             "--append" => options.push(value("--append")?),
             "--" => program_args.extend(it.by_ref().cloned()),
             other => return Err(format!("unknown option `{other}`\n{USAGE}")),
         }
     }
-    let bin = bin.unwrap_or_else(|| package.clone());
-    let host = build_host()?;
-    let program = build_program(&package, &bin)?;
+    let bin = if c_example {
+        "hello_cpus_c".to_string()
+    } else {
+        bin.unwrap_or_else(|| package.clone())
+    };
+    let program = if c_example {
+        build_c_example()?
+    } else {
+        build_program(&package, &bin)?
+    };
     let initrd = make_initrd(&program, &bin)?;
     let qemu = Qemu::detect()?;
+    if unikraft {
+        return run_on_unikraft(&qemu, &initrd, &bin, smp, &program_args);
+    }
+    let host = build_host()?;
     let artifacts = Artifacts {
         host,
         initrd: Some(initrd),
@@ -192,6 +211,47 @@ pub fn run(args: &[String]) -> Result<(), String> {
         };
     }
     Err("no accelerator to try".into())
+}
+
+/// `cargo xtask standin --unikraft`: the program on the Unikraft kernel at `UKBASE`, serial on
+/// the terminal. Unikraft ends QEMU with status 0 whatever the program returns; a crash report
+/// on the console is a failure.
+fn run_on_unikraft(
+    qemu: &Qemu,
+    initrd: &std::path::Path,
+    bin: &str,
+    smp: u32,
+    args: &[String],
+) -> Result<(), String> {
+    let kernel = std::env::var_os(cases::UKBASE)
+        .map(PathBuf::from)
+        .ok_or_else(|| cases::UKBASE_MISSING.to_string())?;
+    let path = format!("/{bin}");
+    let argv: Vec<&str> = std::iter::once(path.as_str())
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let artifacts = Artifacts {
+        host: kernel,
+        initrd: Some(initrd.to_path_buf()),
+    };
+    let options = r#"vfs.fstab=[ "initrd0:/:extract:::" ]"#;
+    eprintln!(
+        "booting {} with {path} on QEMU {} (TCG, -M pc -cpu max,-pmu -m 953M, -smp {smp}), -append '{}'",
+        artifacts.host.display(),
+        qemu.version_string(),
+        append_line(options, &argv)
+    );
+    let mut cmd = qemu_command(qemu, Accel::Tcg, "pc", smp, &artifacts, options, &argv);
+    cmd.args(["-m", "953M", "-cpu", "max,-pmu"]);
+    let out = watch(cmd, Duration::from_secs(24 * 3600), true)?;
+    if out.serial.contains("Unikraft Crash") {
+        return Err("the Unikraft kernel crashed".into());
+    }
+    match out.exit {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!("QEMU exited with status {code}")),
+        None => Err("QEMU was killed".into()),
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ const STUB_SIZE: u64 = 16;
 /// One 16-byte 64-bit interrupt gate (SDM Vol. 3A §7.14.1, Figure 7-8).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-struct Gate {
+pub(crate) struct Gate {
     offset_low: u16,
     selector: u16,
     /// Bits 2:0: IST index (0 = none).
@@ -32,6 +32,43 @@ struct Gate {
 }
 
 const GATE_INTERRUPT_PRESENT: u8 = 0x8E;
+/// The P bit of `type_attr`.
+const GATE_PRESENT: u8 = 0x80;
+
+impl Gate {
+    /// A gate that is not present.
+    pub(crate) const ABSENT: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attr: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    /// A present 64-bit interrupt gate to `handler` on code segment `selector`, no IST.
+    pub(crate) fn interrupt(handler: u64, selector: u16) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector,
+            ist: 0,
+            type_attr: GATE_INTERRUPT_PRESENT,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+
+    /// The handler's address, if the gate is present.
+    pub(crate) fn handler(&self) -> Option<u64> {
+        (self.type_attr & GATE_PRESENT != 0).then_some(
+            self.offset_low as u64
+                | (self.offset_mid as u64) << 16
+                | (self.offset_high as u64) << 32,
+        )
+    }
+}
 
 /// The table, shared by every CPU (per-CPU state is reached through GS, not the IDT).
 #[repr(C, align(16))]
@@ -48,16 +85,7 @@ impl Idt {
             gates: [Gate::default(); 256],
         };
         for (vector, gate) in idt.gates.iter_mut().enumerate() {
-            let handler = base + vector as u64 * STUB_SIZE;
-            *gate = Gate {
-                offset_low: handler as u16,
-                selector: code_selector,
-                ist: 0,
-                type_attr: GATE_INTERRUPT_PRESENT,
-                offset_mid: (handler >> 16) as u16,
-                offset_high: (handler >> 32) as u32,
-                reserved: 0,
-            };
+            *gate = Gate::interrupt(base + vector as u64 * STUB_SIZE, code_selector);
         }
         for &(vector, index) in ist {
             assert!((1..=7).contains(&index), "IST index {index} out of 1..=7");
@@ -85,9 +113,7 @@ mod tests {
     #[test]
     fn gates_point_at_consecutive_stubs() {
         let idt = Idt::new(0x08, &[(8, 1), (2, 2)]);
-        let addr = |g: &Gate| {
-            g.offset_low as u64 | (g.offset_mid as u64) << 16 | (g.offset_high as u64) << 32
-        };
+        let addr = |g: &Gate| g.handler().unwrap();
         assert_eq!(addr(&idt.gates[1]) - addr(&idt.gates[0]), STUB_SIZE);
         assert_eq!(addr(&idt.gates[255]) - addr(&idt.gates[0]), 255 * STUB_SIZE);
         assert_eq!(idt.gates[8].ist, 1);
@@ -95,6 +121,7 @@ mod tests {
         assert_eq!(idt.gates[3].ist, 0);
         assert_eq!(idt.gates[3].type_attr, 0x8E);
         assert_eq!(core::mem::size_of::<Gate>(), 16);
+        assert_eq!(Gate::default().handler(), None);
     }
 
     #[test]

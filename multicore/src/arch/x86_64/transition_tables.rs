@@ -13,16 +13,15 @@
 //! address maps the same code. The tables are 4-level (the host must not use 5-level paging,
 //! the trampoline enables 4-level), all entries supervisor, writable and executable.
 
-/// Page-table entry bits (SDM Vol. 3A §4.5, Tables 4-15 to 4-20).
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::page_walk::{canonical, ADDR_MASK, PRESENT, WRITABLE};
+
 /// Accessed and dirty, set from the start: otherwise every AP's first walk writes them back
 /// into the same few shared entries (atomic updates of guest memory by many CPUs at once,
-/// for bits nobody reads).
-const ACCESSED: u64 = 1 << 5;
-const DIRTY: u64 = 1 << 6;
-/// Bits 51:12 of an entry: the physical address of the next table or the page.
-const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+/// for bits nobody reads). SDM Vol. 3A Tables 5-15 to 5-20.
+const ACCESSED: u64 = PageTableFlags::ACCESSED.bits();
+const DIRTY: u64 = PageTableFlags::DIRTY.bits();
 const PAGE: u64 = 4096;
 const ENTRIES: usize = 512;
 
@@ -94,12 +93,6 @@ pub struct TransitionTables<'a> {
 /// Index of `virt` in the table at `level` (4 = PML4 … 1 = page table).
 fn index(virt: u64, level: u32) -> usize {
     ((virt >> (12 + 9 * (level - 1))) & 0x1FF) as usize
-}
-
-fn canonical(virt: u64) -> bool {
-    // Bits 63:47 all equal (SDM Vol. 1 §3.3.7.1).
-    let top = virt >> 47;
-    top == 0 || top == 0x1_FFFF
 }
 
 impl<'a> TransitionTables<'a> {
@@ -185,38 +178,10 @@ pub const fn frames_needed(pages: usize) -> usize {
     1 + 3 * pages
 }
 
-/// Walks 4-level page tables from `root` to the physical address `virt` maps to, reading each
-/// entry with `read_entry(physical address of the entry)`; follows 1 GiB and 2 MiB pages.
-/// `None` if `virt` is not mapped (or not canonical).
-pub fn translate(
-    root: u64,
-    virt: u64,
-    mut read_entry: impl FnMut(u64) -> Option<u64>,
-) -> Option<u64> {
-    /// PS bit: the entry maps a page (PDPT: 1 GiB, PD: 2 MiB), SDM Vol. 3A Table 4-16/4-18.
-    const PAGE_SIZE: u64 = 1 << 7;
-    if !canonical(virt) {
-        return None;
-    }
-    let mut table = root & ADDR_MASK;
-    for level in (1..=4).rev() {
-        let entry = read_entry(table + 8 * index(virt, level) as u64)?;
-        if entry & PRESENT == 0 {
-            return None;
-        }
-        let span_bits = 12 + 9 * (level - 1);
-        if level == 1 || (level <= 3 && entry & PAGE_SIZE != 0) {
-            let base = entry & ADDR_MASK & !((1u64 << span_bits) - 1);
-            return Some(base | (virt & ((1u64 << span_bits) - 1)));
-        }
-        table = entry & ADDR_MASK;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::x86_64::page_walk::translate;
     use std::collections::HashMap;
 
     /// Frames backed by host memory at made-up physical addresses.
@@ -323,26 +288,5 @@ mod tests {
             t.map_4k(0x8000, 0x9000),
             Err(TablesError::Conflict { virt: 0x8000 })
         );
-    }
-
-    #[test]
-    fn walks_large_pages() {
-        // Root at 0x1000: PML4[511] -> PDPT 0x2000; PDPT[510] = 1 GiB page at 0x4000_0000;
-        // PDPT[511] -> PD 0x3000; PD[0] = 2 MiB page at 0x20_0000.
-        let mut mem: HashMap<u64, u64> = HashMap::new();
-        mem.insert(0x1000 + 8 * 511, 0x2000 | PRESENT);
-        mem.insert(0x2000 + 8 * 510, 0x4000_0000 | PRESENT | (1 << 7));
-        mem.insert(0x2000 + 8 * 511, 0x3000 | PRESENT);
-        mem.insert(0x3000, 0x20_0000 | PRESENT | (1 << 7) | (1 << 63));
-        let read = |pa| Some(*mem.get(&pa).unwrap_or(&0));
-        assert_eq!(
-            translate(0x1000, 0xFFFF_FFFF_8123_4567, read),
-            Some(0x4123_4567)
-        );
-        assert_eq!(
-            translate(0x1000, 0xFFFF_FFFF_C001_2345, read),
-            Some(0x21_2345)
-        );
-        assert_eq!(translate(0x1000, 0x1000, read), None);
     }
 }

@@ -157,16 +157,23 @@ impl LocalApic {
         Ok(apic)
     }
 
-    /// Uses the BSP's local APIC as the host left it, for a library running inside a host
-    /// kernel: the mode is kept (xAPIC stays xAPIC) unless `allow_x2apic` lets it switch to
-    /// x2APIC, and nothing else is written (the spurious-vector register is the host's). The
-    /// xAPIC registers are reached at `xapic_mmio` when given (a mapping the host made
-    /// uncached), else through `phys`.
-    pub fn attach_bsp(
+    /// The mode [`LocalApic::attach_bsp`] would use, without writing anything: a hosted
+    /// program checks that the xAPIC page is reachable before the APIC is used.
+    pub fn attach_mode(
         phys: &LinearMapping,
         allow_x2apic: bool,
         xapic_mmio: Option<u64>,
-    ) -> Result<LocalApic, ApicError> {
+    ) -> Result<ApicMode, ApicError> {
+        Self::attach_plan(phys, allow_x2apic, xapic_mmio).map(|(mode, _)| mode)
+    }
+
+    /// The mode, and whether IA32_APIC_BASE must be written (a switch to x2APIC, or an APIC
+    /// the host left globally disabled).
+    fn attach_plan(
+        phys: &LinearMapping,
+        allow_x2apic: bool,
+        xapic_mmio: Option<u64>,
+    ) -> Result<(ApicMode, bool), ApicError> {
         let (has_apic, has_x2apic) = cpuid_apic_features();
         if !has_apic {
             return Err(ApicError::NoApic);
@@ -189,8 +196,22 @@ impl LocalApic {
                 mmio: xapic_mmio.unwrap_or_else(|| phys.virt(phys_base)),
             }
         };
+        Ok((mode, switch || !enabled))
+    }
+
+    /// Uses the BSP's local APIC as the host left it, for a library running inside a host
+    /// kernel: the mode is kept (xAPIC stays xAPIC) unless `allow_x2apic` lets it switch to
+    /// x2APIC, and nothing else is written (the spurious-vector register is the host's). The
+    /// xAPIC registers are reached at `xapic_mmio` when given (a mapping the host made
+    /// uncached), else through `phys`.
+    pub fn attach_bsp(
+        phys: &LinearMapping,
+        allow_x2apic: bool,
+        xapic_mmio: Option<u64>,
+    ) -> Result<LocalApic, ApicError> {
+        let (mode, enable) = Self::attach_plan(phys, allow_x2apic, xapic_mmio)?;
         let apic = LocalApic { mode };
-        if switch || !enabled {
+        if enable {
             apic.enable_hardware();
         }
         remember_bsp_mode(mode);
