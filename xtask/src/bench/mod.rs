@@ -9,10 +9,13 @@
 //!    latency distributions (two VM exits, IPI round trip with the target halted and polling,
 //!    empty `run_on`, empty `run_on_all`) and lock / allocation throughputs.
 //! 3. The Linux guest baseline (crate::linux_guest), under TCG, in the same run.
-//! 4. The targets of issue 5 checked against the figures (targets.rs), the results file, CSV
+//! 4. Hosted bring-up (hosted.rs): the hello_cpus example on the stand-in host (and on the
+//!    real Unikraft kernel with `UKBASE`) beside the demo kernel in the same machine.
+//! 5. The targets of issue 5 checked against the figures (targets.rs), the results file, CSV
 //!    data and PNG plots (plot.rs).
 
 mod bringup;
+mod hosted;
 mod plot;
 mod runtime;
 mod targets;
@@ -58,6 +61,8 @@ struct Plan {
     runtime_cpus: &'static [u32],
     linux_cpus: &'static [u32],
     linux_boots: usize,
+    hosted_cpus: &'static [u32],
+    hosted_boots: usize,
 }
 
 const FULL: Plan = Plan {
@@ -72,6 +77,8 @@ const FULL: Plan = Plan {
     runtime_cpus: &[2, 4, 64],
     linux_cpus: &[2, 4, 8, 16, 32, 64],
     linux_boots: 3,
+    hosted_cpus: &[4, 16, 32],
+    hosted_boots: 5,
 };
 
 /// The smoke run `make test` exercises: every stage, few boots. Its numbers are not asserted.
@@ -82,6 +89,8 @@ const QUICK: Plan = Plan {
     runtime_cpus: &[2],
     linux_cpus: &[2],
     linux_boots: 1,
+    hosted_cpus: &[4],
+    hosted_boots: 1,
 };
 
 /// Runs the benchmark and writes the results file, its data and plots.
@@ -110,9 +119,16 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         &mut |s| eprint!("\rbench: Linux guest: {s}                    "),
     )?;
     eprintln!();
+    let hosted = hosted::measure(
+        &qemu,
+        &images.multiboot,
+        plan.hosted_cpus,
+        plan.hosted_boots,
+    )?;
 
     let mut report = bringup::render(&qemu, &points, plan.boots);
     report.push_str(&linux_guest::render(&linux));
+    report.push_str(&hosted::render(&hosted, plan.hosted_boots));
     report.push_str(&runtime::render_latencies(&runtime));
     report.push_str(&runtime::render_throughputs(&runtime));
     if !runtime_failures.is_empty() {

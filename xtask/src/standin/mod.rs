@@ -20,7 +20,7 @@ mod initrd;
 mod programs;
 mod watch;
 
-pub use cases::{run_cases, Case, Check, Initrd};
+pub use cases::{run_cases, Case, Check, Initrd, UKBASE};
 pub use initrd::{dynamic_elf, make_initrd, write_initrd};
 pub use programs::{build_c_example, build_host, build_program};
 pub use watch::watch;
