@@ -207,19 +207,30 @@ mod tests {
     fn lines_from_many_threads_come_out_whole_and_in_order_per_thread() {
         static RING: LineRing = LineRing::new();
         static OUT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-        let write = |b: &[u8]| OUT.lock().unwrap().extend_from_slice(b);
-        std::thread::scope(|s| {
-            for t in 0..4 {
-                s.spawn(move || {
-                    for i in 0..2000 {
-                        RING.print(format_args!("thread {t} line {i}\n"), &write);
-                    }
-                });
-            }
-        });
+        fn write(b: &[u8]) {
+            OUT.lock().unwrap().extend_from_slice(b);
+        }
+        // A ring that deadlocks must fail the test, not hang the suite: the producers report
+        // on a channel, waited for with a deadline (threads left spinning die with the test
+        // process).
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..8 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    RING.print(format_args!("thread {t} line {i}\n"), &write);
+                }
+                let _ = done.send(t);
+            });
+        }
+        for _ in 0..8 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("every producer finishes (a stuck ring never lets them)");
+        }
         RING.drain(&write);
         let out = String::from_utf8(OUT.lock().unwrap().clone()).unwrap();
-        let mut next = [0u32; 4];
+        let mut next = [0u32; 8];
         for line in out.lines() {
             let words: Vec<&str> = line.split(' ').collect();
             assert_eq!(words.len(), 4, "a whole line: {line:?}");
@@ -227,7 +238,7 @@ mod tests {
             assert_eq!(i, next[t], "thread {t}'s lines in order");
             next[t] += 1;
         }
-        assert_eq!(next, [2000; 4]);
+        assert_eq!(next, [2000; 8]);
     }
 
     #[test]
