@@ -16,9 +16,9 @@ use core::ffi::{c_char, c_void, CStr};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use multicore::bootinfo::PhysRange;
-use multicore::cmdline::{DelayPolicy, Strategy};
+use multicore::boot::{DelayPolicy, Strategy};
 use multicore::hosted::{self, ApInfo, Console, HostedConfig, TlsConfig, TscFrequency};
+use multicore::phys::PhysRange;
 use multicore::tls::TlsTemplate;
 
 /// A physical address range.

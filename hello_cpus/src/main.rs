@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use multicore::ap_println;
 use multicore::arch::x86_64::apic::ApicMode;
-use multicore::bootinfo::PhysRange;
-use multicore::cmdline::{DelayPolicy, Strategy};
+use multicore::boot::{DelayPolicy, Strategy};
 use multicore::hosted::{self, presets, ApInfo, HostedConfig, HostedHeap, TlsConfig, TscFrequency};
+use multicore::phys::PhysRange;
 use multicore::tls::TlsTemplate;
 
 #[global_allocator]

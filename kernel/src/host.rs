@@ -3,9 +3,9 @@
 use core::fmt;
 use core::ptr::NonNull;
 
+use bootinfo::{BootInfo, MemoryKind, MAX_MEMORY_REGIONS};
 use multicore::boot::{Host, LowMemory};
-use multicore::bootinfo::{BootInfo, MemoryKind, PhysRange, MAX_MEMORY_REGIONS};
-use multicore::phys::LinearMapping;
+use multicore::phys::{LinearMapping, PhysRange, PhysRead};
 
 /// What the bring-up may use, taken from the boot information.
 pub struct DemoHost {
@@ -29,11 +29,11 @@ impl DemoHost {
             .iter()
             .filter(|r| r.kind == MemoryKind::Usable)
         {
-            host.free[host.free_count] = region.range;
+            host.free[host.free_count] = phys_range(region.range);
             host.free_count += 1;
         }
         for (slot, used) in host.in_use.iter_mut().zip(boot.occupied()) {
-            *slot = *used;
+            *slot = phys_range(*used);
             host.in_use_count += 1;
         }
         host
@@ -82,4 +82,24 @@ pub fn identity() -> LinearMapping {
     // SAFETY: entry.S identity-maps 0..4 GiB (the top GiB uncached for MMIO) for the kernel's
     // whole life; firmware tables and RAM read through it have no read side effects.
     unsafe { LinearMapping::new(0, 4 << 30) }
+}
+
+/// The library's name for a range the loader described.
+fn phys_range(range: bootinfo::PhysRange) -> PhysRange {
+    PhysRange {
+        base: range.base,
+        len: range.len,
+    }
+}
+
+/// The loader's structures, read through the boot identity map.
+pub struct LoaderMemory;
+
+impl bootinfo::PhysRead for LoaderMemory {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), bootinfo::ReadError> {
+        identity().read(pa, buf).map_err(|e| bootinfo::ReadError {
+            addr: e.addr,
+            len: e.len,
+        })
+    }
 }

@@ -3,8 +3,9 @@
 //! The demo kernel never frees what it gives the CPUs (stacks, per-CPU data live as long as
 //! the CPUs), so a bump pointer is all it needs here; a real heap comes with the runtime.
 
+use bootinfo::{BootInfo, MemoryKind};
 use core::ptr::NonNull;
-use multicore::bootinfo::{BootInfo, MemoryKind};
+use multicore::boot::Zeroable;
 use spin::Mutex;
 
 /// The end of the identity map entry.S builds.
@@ -60,6 +61,17 @@ pub fn alloc_zeroed(size: usize, align: usize) -> Option<NonNull<u8>> {
     // SAFETY: alloc_uninit handed out [ptr, ptr + size) to us alone.
     unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) };
     Some(ptr)
+}
+
+/// `len` zeroed values that are never freed; `None` when the region is used up.
+pub fn alloc_zeroed_slice<T: Zeroable>(len: usize) -> Option<&'static mut [T]> {
+    let ptr = alloc_zeroed(
+        core::mem::size_of::<T>().checked_mul(len)?,
+        core::mem::align_of::<T>(),
+    )?;
+    // SAFETY: fresh zeroed memory of len Ts, aligned for T, handed out once and never freed;
+    // all-zero is a valid T (Zeroable).
+    Some(unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr().cast::<T>(), len) })
 }
 
 /// Memory that is never freed, not cleared: for the heap's regions, whose allocator needs no

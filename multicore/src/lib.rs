@@ -10,8 +10,6 @@ extern crate alloc;
 pub mod acpi;
 pub mod arch;
 pub mod boot;
-pub mod bootinfo;
-pub mod cmdline;
 pub mod heap;
 // Not under loom: its statics (console lock, heap) need const constructors loom lacks.
 #[cfg(not(loom))]

@@ -5,6 +5,27 @@
 //! that reads firmware tables goes through [`PhysRead`], so parsers run unchanged on the host
 //! (tests hand them byte images) and on the machine.
 
+/// A range of physical memory `[base, base + len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl PhysRange {
+    /// One past the last byte (saturating).
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.len)
+    }
+
+    /// Whether the two ranges share a byte.
+    pub fn overlaps(&self, other: &PhysRange) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+}
+
 /// A read that fell outside the memory the mapping can reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhysReadError {

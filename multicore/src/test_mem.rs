@@ -30,11 +30,6 @@ impl FakeMem {
         self
     }
 
-    /// Adds a region in place (see [`FakeMem::with`]).
-    pub(crate) fn put(&mut self, base: u64, bytes: &[u8]) {
-        *self = core::mem::take(self).with(base, bytes.to_vec());
-    }
-
     /// Writes `bytes` at `pa` inside an existing region (to patch images after building).
     pub(crate) fn poke(&mut self, pa: u64, bytes: &[u8]) {
         let (base, region) = self

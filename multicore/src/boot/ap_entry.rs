@@ -1,4 +1,5 @@
-//! The first Rust an AP runs, called by the trampoline on the AP's own stack.
+//! The first Rust an AP runs (step c of the map in `boot/mod.rs`), called by the long-mode
+//! entry (`long_mode_entry.S`) on the AP's own stack.
 
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
@@ -17,7 +18,7 @@ static AP_GDT: GlobalDescriptorTable = {
 const KERNEL_CS: SegmentSelector = SegmentSelector(0x08);
 const KERNEL_DS: SegmentSelector = SegmentSelector(0x10);
 
-/// Called by the trampoline with the AP's own `CpuData`, on its own stack, interrupts off.
+/// Called by the long-mode entry with the AP's own `CpuData`, on its own stack, interrupts off.
 pub(crate) extern "C" fn ap_rust_entry(cpu: &'static CpuData) -> ! {
     AP_GDT.load();
     // SAFETY: AP_GDT has a 64-bit kernel code descriptor at 0x08 and a data descriptor at 0x10

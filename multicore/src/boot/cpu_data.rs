@@ -7,13 +7,15 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// never returns.
 pub type ApEntry = fn(&'static CpuData) -> !;
 
-/// Where an AP is on its way up. Stored in [`CpuData`]; the trampoline writes `InLongMode`.
+/// Where an AP is on its way up. Stored in [`CpuData`]; the long-mode entry
+/// (`long_mode_entry.S`) writes `InLongMode`, the AP's Rust entry `Arrived`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum CpuState {
     /// Not started yet (or not answering).
     NotStarted = 0,
-    /// Ran the trampoline into 64-bit mode and found its slot; Rust not reached yet.
+    /// Through the trampoline into 64-bit mode, on the host's page tables, and found its slot
+    /// in the long-mode entry; Rust not reached yet.
     InLongMode = 1,
     /// In Rust on its own stack with the library's GDT and its local APIC enabled.
     Arrived = 2,
@@ -35,14 +37,14 @@ impl CpuState {
     pub fn describe(self) -> &'static str {
         match self {
             CpuState::NotStarted => "no sign of life after INIT/SIPI",
-            CpuState::InLongMode => "reached 64-bit mode in the trampoline but not Rust",
+            CpuState::InLongMode => "reached 64-bit mode and found its slot but not Rust",
             CpuState::Arrived => "reached Rust but its entry never marked it online",
             CpuState::Online => "online",
         }
     }
 }
 
-/// One CPU's data, allocated by the BSP before the CPU starts. The trampoline reads
+/// One CPU's data, allocated by the BSP before the CPU starts. The long-mode entry reads
 /// `stack_top` and writes `state` at offsets it gets from [`CpuData::STACK_TOP_OFFSET`] and
 /// [`CpuData::STATE_OFFSET`].
 #[repr(C)]
@@ -68,9 +70,9 @@ pub struct CpuData {
 }
 
 impl CpuData {
-    /// Offset of the stack top, read by the trampoline.
+    /// Offset of the stack top, read by the long-mode entry.
     pub const STACK_TOP_OFFSET: usize = offset_of!(CpuData, stack_top);
-    /// Offset of the state word, written by the trampoline.
+    /// Offset of the state word, written by the long-mode entry.
     pub const STATE_OFFSET: usize = offset_of!(CpuData, state);
 
     /// A CPU that has not started. `stack_top` must be 16-byte aligned.

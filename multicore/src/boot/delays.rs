@@ -18,7 +18,7 @@
 //! Both policies then give an AP the same generous time to reach Rust before one full retry
 //! (INIT, SIPI, SIPI) and, failing that, an error naming the CPU.
 
-use crate::cmdline::DelayPolicy;
+use crate::boot::DelayPolicy;
 
 /// Wait lengths in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

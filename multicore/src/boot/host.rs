@@ -7,8 +7,32 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use crate::bootinfo::PhysRange;
 use crate::phys::LinearMapping;
+use crate::phys::PhysRange;
+
+/// Types for which all-zero bytes are a valid value, so that zeroed memory from the host can be
+/// handed out as them without initialization.
+///
+/// # Safety
+/// The all-zero bit pattern must be a valid value of the type.
+pub unsafe trait Zeroable {}
+
+macro_rules! zeroable {
+    ($($t:ty),*) => { $(
+        // SAFETY: integers and atomics of integers are valid at every bit pattern, zero included.
+        unsafe impl Zeroable for $t {}
+    )* };
+}
+zeroable!(u8, u16, u32, u64, usize, i32, i64);
+zeroable!(
+    core::sync::atomic::AtomicBool,
+    core::sync::atomic::AtomicU8,
+    core::sync::atomic::AtomicU32,
+    core::sync::atomic::AtomicU64,
+    core::sync::atomic::AtomicUsize
+);
+// SAFETY: an array of zeroable values is zeroable element by element.
+unsafe impl<T: Zeroable, const N: usize> Zeroable for [T; N] {}
 
 /// Physical memory below 1 MiB that the trampoline page may be taken from.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +51,80 @@ pub trait Host: Sync {
 
     /// Returns zeroed memory of `size` bytes aligned to `align` (a power of two ≤ 4096) that
     /// stays valid and unused by the host for as long as the CPUs run: AP stacks, `CpuData`,
-    /// the CPU tables. `None` when memory is exhausted.
+    /// the CPU tables. `None` when memory is exhausted. The library asks through the typed
+    /// [`Host::alloc_slice_with`], [`Host::alloc_zeroed_slice`] and [`Host::alloc_value`].
     fn alloc_zeroed(&self, size: usize, align: usize) -> Option<NonNull<u8>>;
+
+    /// `len` values `f(0)..f(len - 1)` in memory from [`Host::alloc_zeroed`], aligned to
+    /// `align` (at least `T`'s alignment), never freed: the CPU tables.
+    fn alloc_slice_with<T>(
+        &self,
+        len: usize,
+        align: usize,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Option<&'static mut [T]>
+    where
+        Self: Sized,
+    {
+        self.try_alloc_slice_with(len, align, (), |i| Ok(f(i))).ok()
+    }
+
+    /// Like [`Host::alloc_slice_with`] for an `f` that can fail: its first error is returned
+    /// (`no_memory` if the slice itself cannot be had). The slots already filled are not
+    /// dropped (the host's memory is never freed).
+    fn try_alloc_slice_with<T, E>(
+        &self,
+        len: usize,
+        align: usize,
+        no_memory: E,
+        mut f: impl FnMut(usize) -> Result<T, E>,
+    ) -> Result<&'static mut [T], E>
+    where
+        Self: Sized,
+    {
+        let Some(bytes) = core::mem::size_of::<T>().checked_mul(len) else {
+            return Err(no_memory);
+        };
+        let Some(base) = self.alloc_zeroed(bytes.max(1), align.max(core::mem::align_of::<T>()))
+        else {
+            return Err(no_memory);
+        };
+        let base = base.cast::<T>();
+        for i in 0..len {
+            let value = f(i)?;
+            // SAFETY: the host handed out `bytes` = len × size_of::<T>() bytes at `base`, aligned
+            // for T, to this call alone; slot i is inside and written once.
+            unsafe { base.as_ptr().add(i).write(value) };
+        }
+        // SAFETY: all len slots were initialized above; the memory is never freed or handed out
+        // again (host contract), so the one mutable borrow may live for 'static.
+        Ok(unsafe { core::slice::from_raw_parts_mut(base.as_ptr(), len) })
+    }
+
+    /// `len` zeroed values (see [`Zeroable`]) from [`Host::alloc_zeroed`], never freed.
+    fn alloc_zeroed_slice<T: Zeroable>(&self, len: usize) -> Option<&'static mut [T]>
+    where
+        Self: Sized,
+    {
+        let bytes = core::mem::size_of::<T>().checked_mul(len)?;
+        let base = self
+            .alloc_zeroed(bytes.max(1), core::mem::align_of::<T>())?
+            .cast::<T>();
+        // SAFETY: the host's memory is zeroed, aligned for T and `bytes` long, and all-zero is a
+        // valid T (Zeroable); it is never freed or handed out again.
+        Some(unsafe { core::slice::from_raw_parts_mut(base.as_ptr(), len) })
+    }
+
+    /// `value` moved into memory from [`Host::alloc_zeroed`] aligned to `align` (at least `T`'s
+    /// alignment), never freed: per-CPU data.
+    fn alloc_value<T>(&self, value: T, align: usize) -> Option<&'static mut T>
+    where
+        Self: Sized,
+    {
+        let mut value = Some(value);
+        let slot = self.alloc_slice_with(1, align, |_| value.take().expect("one slot"))?;
+        slot.first_mut()
+    }
 
     /// Makes the 4 KiB page at virtual address `addr` (from [`Host::alloc_zeroed`]) fault on any
     /// access, as a stack guard. Returns `false` if the host cannot (the stack then has no

@@ -8,9 +8,9 @@
 //! kernel reaches through its direct map only, with no pointer into its own page) stays the
 //! host's word.
 
+use super::error::BringupError;
 use super::host::Host;
 use super::lowmem::{LowPageCensus, Refusal};
-use super::start::BringupError;
 use crate::arch::x86_64::page_walk;
 use crate::phys::PhysRead;
 
@@ -159,7 +159,7 @@ fn descriptor_tables() -> [(u64, u64); 3] {
 mod tests {
     use super::*;
     use crate::boot::host::LowMemory;
-    use crate::bootinfo::PhysRange;
+    use crate::phys::PhysRange;
     use crate::test_mem::FakeMem;
 
     const DIRECT: u64 = 0xFFFF_FF80_0000_0000;

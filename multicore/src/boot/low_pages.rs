@@ -7,10 +7,10 @@
 
 use core::ptr::NonNull;
 
+use super::error::BringupError;
 use super::host::Host;
 use super::live_pages;
 use super::lowmem::RefusalSummary;
-use super::start::BringupError;
 use crate::arch::x86_64::transition_tables::{frames_needed, Frame};
 use crate::phys::LinearMapping;
 

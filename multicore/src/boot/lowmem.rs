@@ -10,7 +10,7 @@
 
 use super::host::LowMemory;
 use crate::arch::x86_64::page_walk::{LowPageUse, Survey, LOW_PAGES};
-use crate::bootinfo::PhysRange;
+use crate::phys::PhysRange;
 
 /// The page used when it is free: the seed's and the traditional choice.
 pub const PREFERRED_PAGE: u64 = 0x8000;

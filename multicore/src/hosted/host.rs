@@ -9,8 +9,8 @@ use super::bump::Bump;
 use super::console;
 use crate::arch::x86_64::page_walk::translate;
 use crate::boot::{Host, LowMemory};
-use crate::bootinfo::PhysRange;
 use crate::phys::LinearMapping;
+use crate::phys::PhysRange;
 
 /// APs that reported a fault and halted.
 pub(crate) static STOPPED_APS: core::sync::atomic::AtomicU32 =

@@ -38,10 +38,12 @@ use crate::arch::x86_64::gdt::{self, CpuTables};
 use crate::arch::x86_64::idt::Idt;
 use crate::arch::x86_64::tsc::{self, Tsc};
 use crate::boot::lowmem::NoLowPage;
-use crate::boot::{memory_needed, start_aps, BringupError, Budget, CpuState, StartConfig};
-use crate::bootinfo::PhysRange;
-use crate::cmdline::{DelayPolicy, Strategy};
+use crate::boot::{
+    memory_needed, start_aps, BringupError, BringupPlan, Budget, CpuState, StartConfig,
+};
+use crate::boot::{DelayPolicy, Strategy};
 use crate::heap::MIN_ARENA_SIZE;
+use crate::phys::PhysRange;
 use crate::tls::{self, TlsError, TlsTemplate};
 use ap::{ApMarker, ApShared, ApSlot, AP_STARTED, SHARED};
 use bump::Bump;
@@ -392,16 +394,20 @@ pub fn start_cpus(
     });
     crate::rt::stop::set_fallback_host(host);
 
-    let start = StartConfig {
-        strategy: config.strategy,
-        delays: config.delays,
-        ap_stack_size: config.stack_size.next_multiple_of(4096),
+    let plan = BringupPlan {
+        apic_ids: ids,
+        config: StartConfig {
+            strategy: config.strategy,
+            delays: config.delays,
+            ap_stack_size: config.stack_size.next_multiple_of(4096),
+        },
+        entry: ap::hosted_ap_entry,
+        arg: 0,
     };
-    let report =
-        start_aps(host, &apic, &tsc, ids, &start, ap::hosted_ap_entry, 0).map_err(|e| match e {
-            BringupError::NoLowPage(e) => HostedError::LowFree(e),
-            e => HostedError::Bringup(e),
-        })?;
+    let report = start_aps(host, &apic, &tsc, &plan).map_err(|e| match e {
+        BringupError::NoLowPage(e) => HostedError::LowFree(e),
+        e => HostedError::Bringup(e),
+    })?;
     let failed = report
         .cpus
         .iter()

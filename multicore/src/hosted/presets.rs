@@ -4,7 +4,7 @@
 //! boot/live_pages.rs), so a preset that does not fit a kernel ends in an error naming the
 //! setting, never in a fault of the host.
 
-use crate::bootinfo::PhysRange;
+use crate::phys::PhysRange;
 
 /// A host kernel's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,6 @@ pub mod cpu_state;
 pub mod gdt;
 pub mod idt;
 pub mod irq;
-pub mod long_mode_entry;
 pub mod msr;
 pub mod page_walk;
 pub mod pic;

@@ -13,7 +13,7 @@
 // - The AP arrives from a SIPI with vector P >> 12: real mode, CS:IP = (P >> 4):0000.
 //   It switches to protected mode, loads the transition root, enables PAE, long mode and
 //   paging, then in 64-bit mode (still in this page, identity-mapped by the transition tables)
-//   loads the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (ap_entry.S) at its real
+//   loads the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (boot/long_mode_entry.S) at its real
 //   virtual address with the host's root in %rdx. That code, outside this page, loads the
 //   host's root and goes on. No stack is used in this page.
 

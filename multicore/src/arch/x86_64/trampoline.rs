@@ -17,7 +17,7 @@ pub struct TrampolineParams {
     pub transition_cr3: u64,
     /// The host's page-table root, loaded by the long-mode entry (any address).
     pub host_cr3: u64,
-    /// Virtual address of `ap_long_mode_entry` (long_mode_entry.rs).
+    /// Virtual address of `ap_long_mode_entry` (boot/long_mode_entry.rs).
     pub long_mode_entry: u64,
     /// CR0 to load when enabling paging.
     pub cr0: u64,
@@ -28,8 +28,6 @@ pub struct TrampolineParams {
     /// XCR0 to load when CR4.OSXSAVE is set.
     pub xcr0: u64,
 }
-
-core::arch::global_asm!(include_str!("floor_probe.S"));
 
 core::arch::global_asm!(
     include_str!("trampoline.S"),

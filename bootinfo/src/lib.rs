@@ -1,16 +1,20 @@
 //! What the boot loader tells the kernel: command line, RSDP, memory map.
 //!
 //! The demo kernel boots through PVH or multiboot 1; both hand over a structure in physical
-//! memory. Parsing them here (through [`PhysRead`](crate::phys::PhysRead)) keeps the kernel thin
-//! and lets host tests feed byte images. The result is one [`BootInfo`] whatever the protocol.
+//! memory. Parsing them here (through [`PhysRead`]) keeps the kernel thin and lets host tests
+//! feed byte images. The result is one [`BootInfo`] whatever the protocol.
+#![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
+mod memory;
 mod multiboot;
 mod pvh;
 
+pub use memory::{ImageMemory, PhysRead, ReadError};
+
 pub use multiboot::parse_multiboot;
 pub use pvh::parse_pvh;
-
-use crate::phys::PhysReadError;
 
 /// Most memory-map entries kept; QEMU's maps have fewer than ten.
 pub const MAX_MEMORY_REGIONS: usize = 64;
@@ -177,11 +181,7 @@ impl BootInfo {
     }
 
     /// Copies the NUL-terminated string at `pa` (at most [`MAX_CMDLINE`] bytes are kept).
-    fn read_cmdline(
-        &mut self,
-        mem: &impl crate::phys::PhysRead,
-        pa: u64,
-    ) -> Result<(), BootInfoError> {
+    fn read_cmdline(&mut self, mem: &impl PhysRead, pa: u64) -> Result<(), BootInfoError> {
         let mut len = 0;
         let mut chunk = [0u8; 64];
         'outer: loop {
@@ -247,7 +247,7 @@ pub enum BootInfoError {
         found: u32,
     },
     /// A pointer in the structure led to memory that cannot be read.
-    Read(PhysReadError),
+    Read(ReadError),
 }
 
 impl core::fmt::Display for BootInfoError {

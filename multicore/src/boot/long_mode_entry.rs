@@ -8,7 +8,7 @@ use core::cell::UnsafeCell;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::boot::cpu_data::{CpuData, CpuState};
+use super::cpu_data::{CpuData, CpuState};
 
 /// What the long-mode entry reads (layout shared with `long_mode_entry.S`).
 #[repr(C)]

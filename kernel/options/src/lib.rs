@@ -1,4 +1,4 @@
-//! The kernel command line options of the CPU bring-up.
+//! The demo kernel's command line: how it brings the CPUs up, and which test or benchmark it runs.
 //!
 //! The command line is a whitespace-separated list of `key=value` tokens:
 //!
@@ -22,15 +22,18 @@
 //! Parsing is strict, because a typo silently falling back to a default would make a test run
 //! measure something other than intended: unknown keys, malformed or out-of-range values and
 //! repeated keys are all errors, and the error message lists the valid options.
+#![cfg_attr(not(test), no_std)]
 
 use core::fmt;
+
+pub use multicore::boot::{DelayPolicy, Strategy};
 
 /// Highest accepted `maxcpus`.
 pub const MAX_SUPPORTED_CPUS: u32 = 4096;
 /// `maxcpus` when the command line does not set it.
 pub const DEFAULT_MAX_CPUS: u32 = 1024;
 /// AP stack size when the command line does not set `apstack`.
-pub const DEFAULT_AP_STACK_SIZE: usize = 16 * KIB;
+pub const DEFAULT_AP_STACK_SIZE: usize = multicore::boot::DEFAULT_AP_STACK_SIZE;
 /// Smallest accepted `apstack`: two pages; less leaves too little room for Rust code on an AP.
 pub const MIN_AP_STACK_SIZE: usize = 8 * KIB;
 /// Largest accepted `apstack`: bounds the total (`maxcpus` × stack size) to 4 GiB.
@@ -40,46 +43,6 @@ pub const AP_STACK_GRANULE: usize = 4 * KIB;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
-
-/// How the application processors are started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    /// One AP at a time: each is started and waited for before the next.
-    Sequential,
-    /// All APs together: they are all started before waiting for any of them.
-    #[default]
-    Parallel,
-}
-
-impl Strategy {
-    /// The command line spelling: `"sequential"` or `"parallel"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sequential => "sequential",
-            Self::Parallel => "parallel",
-        }
-    }
-}
-
-/// Which waits the INIT-SIPI-SIPI sequence uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DelayPolicy {
-    /// The delays the Intel SDM and MP specification prescribe for physical hardware.
-    Spec,
-    /// Shorter delays, enough for a virtual machine.
-    #[default]
-    Fast,
-}
-
-impl DelayPolicy {
-    /// The command line spelling: `"spec"` or `"fast"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Spec => "spec",
-            Self::Fast => "fast",
-        }
-    }
-}
 
 /// A fault the integration tests ask the kernel to inject (`test=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,7 @@
 //! Multiboot 1 information structure (Multiboot Specification 0.6.96 §3.3).
 
 use super::{BootInfo, BootInfoError, BootProtocol, MemoryKind, MemoryRegion, PhysRange};
-use crate::le_fields::{u32_at, u64_at};
-use crate::phys::PhysRead;
+use crate::memory::{u32_at, u64_at, PhysRead};
 
 /// `flags` bit 2: `cmdline` is valid.
 const FLAG_CMDLINE: u32 = 1 << 2;
@@ -58,7 +57,7 @@ pub fn parse_multiboot(mem: &impl PhysRead, pa: u64) -> Result<BootInfo, BootInf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_mem::FakeMem;
+    use crate::ImageMemory;
 
     fn mbi(flags: u32, cmdline: u32, mmap_len: u32, mmap_addr: u32) -> Vec<u8> {
         let mut b = vec![0u8; INFO_SIZE];
@@ -80,7 +79,7 @@ mod tests {
 
     #[test]
     fn drops_the_image_name_and_reads_the_map() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x9000, &mbi(FLAG_CMDLINE | FLAG_MMAP, 0x9100, 48, 0x9200));
         mem.put(
             0x9100,
@@ -98,7 +97,7 @@ mod tests {
 
     #[test]
     fn image_name_alone_leaves_an_empty_line() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x9000, &mbi(FLAG_CMDLINE, 0x9100, 0, 0));
         mem.put(0x9100, b"/boot/kernel\0");
         assert_eq!(parse_multiboot(&mem, 0x9000).unwrap().cmdline(), "");
@@ -106,7 +105,7 @@ mod tests {
 
     #[test]
     fn missing_flags_mean_no_cmdline_and_no_map() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x9000, &mbi(0, 0x1234, 99, 0x5678));
         let info = parse_multiboot(&mem, 0x9000).unwrap();
         assert_eq!(info.cmdline(), "");
@@ -115,7 +114,7 @@ mod tests {
 
     #[test]
     fn malformed_entry_size_stops_the_walk() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x9000, &mbi(FLAG_MMAP, 0, 48, 0x9200));
         let mut map = entry(0, 0x9fc00, 1);
         map.extend_from_slice(&[0u8; 24]);

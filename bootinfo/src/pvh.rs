@@ -2,8 +2,7 @@
 //! the layout QEMU's PVH option ROM fills in).
 
 use super::{BootInfo, BootInfoError, BootProtocol, MemoryKind, MemoryRegion, PhysRange};
-use crate::le_fields::{u32_at, u64_at};
-use crate::phys::PhysRead;
+use crate::memory::{u32_at, u64_at, PhysRead};
 
 /// `XEN_HVM_START_MAGIC_VALUE`.
 const START_INFO_MAGIC: u32 = 0x336e_c578;
@@ -65,7 +64,7 @@ pub fn parse_pvh(mem: &impl PhysRead, pa: u64) -> Result<BootInfo, BootInfoError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_mem::FakeMem;
+    use crate::ImageMemory;
 
     fn start_info(version: u32, cmdline: u64, rsdp: u64, memmap: u64, entries: u32) -> Vec<u8> {
         let mut b = Vec::new();
@@ -93,7 +92,7 @@ mod tests {
 
     #[test]
     fn reads_cmdline_rsdp_and_memory_map() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x6000, &start_info(1, 0x7000, 0xf5a0, 0x7100, 2));
         mem.put(0x7000, b"bringup=sequential delays=spec\0");
         let mut map = entry(0, 0x9fc00, 1);
@@ -124,7 +123,7 @@ mod tests {
 
     #[test]
     fn version_zero_has_no_memory_map_and_no_rsdp_is_none() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x6000, &start_info(0, 0, 0, 0, 0)[..48]);
         let info = parse_pvh(&mem, 0x6000).unwrap();
         assert!(info.memory_map().is_empty());
@@ -134,7 +133,7 @@ mod tests {
 
     #[test]
     fn wrong_magic_is_an_error() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         let mut b = start_info(1, 0, 0, 0, 0);
         b[0] = 0;
         mem.put(0x6000, &b);
@@ -146,7 +145,7 @@ mod tests {
 
     #[test]
     fn unreadable_memory_map_is_an_error() {
-        let mut mem = FakeMem::new();
+        let mut mem = ImageMemory::new();
         mem.put(0x6000, &start_info(1, 0, 0, 0x9000, 3));
         assert!(matches!(
             parse_pvh(&mem, 0x6000),

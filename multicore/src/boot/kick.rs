@@ -1,0 +1,165 @@
+//! Step 6 of the bring-up: INIT, SIPI and a second SIPI to a group of APs, the waits between
+//! them, one retry for APs that show no sign of life, and failure (INIT, printed) for the rest.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::cpu_data::{CpuData, CpuState};
+use super::delays::Delays;
+use super::host::Host;
+use super::policy::Strategy;
+use crate::arch::x86_64::apic::icr::Icr;
+use crate::arch::x86_64::apic::LocalApic;
+use crate::arch::x86_64::tsc::Tsc;
+
+/// Sends the IPIs of one bring-up and judges its APs.
+pub(super) struct Kicker<'a, H: Host> {
+    pub(super) host: &'a H,
+    /// Per CPU index: the BSP gave up on it (kept apart from the state word, which the AP
+    /// itself writes).
+    pub(super) failed: &'a [AtomicBool],
+    pub(super) apic: &'a LocalApic,
+    pub(super) tsc: &'a Tsc,
+    pub(super) delays: Delays,
+    pub(super) vector: u8,
+}
+
+impl<H: Host> Kicker<'_, H> {
+    fn is_failed(&self, cpu: &CpuData) -> bool {
+        self.failed[cpu.index as usize].load(Ordering::Relaxed)
+    }
+
+    /// Sends `icr` to each CPU of `group` still in `state` (a send error fails that CPU).
+    fn send_to(&self, group: &[&'static CpuData], icr: Icr, only_if: CpuState) {
+        for cpu in group {
+            if cpu.state() == only_if && !self.is_failed(cpu) {
+                if let Err(e) = self.apic.send(icr, cpu.apic_id, self.tsc) {
+                    self.fail(cpu, format_args!("{e}"));
+                }
+            }
+        }
+    }
+
+    /// Polls until every CPU of `group` is at least `state` (or failed), or until `us` pass
+    /// without any of them getting there. The timeout counts from the last progress, not from
+    /// the start: with hundreds of vCPUs on a few host cores, CPUs arrive one after another for
+    /// longer than any fixed budget, yet each one that arrives proves the machine is moving.
+    fn wait_all(&self, group: &[&'static CpuData], state: CpuState, us: u64) -> bool {
+        let reached = |c: &&&'static CpuData| self.is_failed(c) || c.state() as u32 >= state as u32;
+        let mut done = 0;
+        let mut deadline = self.tsc.deadline_us(us);
+        loop {
+            let now_done = group.iter().filter(reached).count();
+            if now_done == group.len() {
+                return true;
+            }
+            if now_done > done {
+                done = now_done;
+                deadline = self.tsc.deadline_us(us);
+            } else if self.tsc.passed(deadline) {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// INIT, SIPI and, for CPUs that have not checked in, a second SIPI; one retry of the whole
+    /// sequence for CPUs that show no sign of life; then failure for the rest.
+    fn start_group(&self, group: &[&'static CpuData], verbose: bool) {
+        for attempt in 0..2 {
+            self.send_to(group, Icr::init(), CpuState::NotStarted);
+            self.tsc.delay_us(self.delays.after_init_us);
+            self.send_to(group, Icr::startup(self.vector), CpuState::NotStarted);
+            if verbose {
+                for cpu in group {
+                    self.host
+                        .print(format_args!("SIPI sent to CPU {}\n", cpu.index));
+                }
+            }
+            self.tsc.delay_us(self.delays.after_sipi_us);
+            if !self.wait_all(
+                group,
+                CpuState::InLongMode,
+                self.delays.second_sipi_after_us,
+            ) {
+                self.send_to(group, Icr::startup(self.vector), CpuState::NotStarted);
+                self.tsc.delay_us(self.delays.after_sipi_us);
+            }
+            if self.wait_all(group, CpuState::Arrived, self.delays.attempt_timeout_us) {
+                return;
+            }
+            if attempt == 0 {
+                // A CPU in the trampoline is making progress and is left alone; one with no
+                // sign of life gets the whole sequence again (INIT resets it harmlessly: it
+                // has touched nothing but its own registers). Known window: a CPU that leaves
+                // NOT_STARTED between this check and its INIT (after 3 s without progress, a
+                // few microseconds) is reset after it began Rust code; should it hold a lock
+                // then, the lock stays held. Closing it needs the AP to wait for a "go" from
+                // the BSP before taking any lock.
+                for cpu in group
+                    .iter()
+                    .filter(|c| c.state() == CpuState::NotStarted && !self.is_failed(c))
+                {
+                    self.host.print(format_args!(
+                        "warning: CPU {} (APIC ID {}) did not answer INIT/SIPI/SIPI ({} ms without any AP arriving); retrying\n",
+                        cpu.index,
+                        cpu.apic_id,
+                        self.delays.attempt_timeout_us / 1000
+                    ));
+                }
+            }
+        }
+        for cpu in group {
+            let state = cpu.state();
+            if (state as u32) < CpuState::Arrived as u32 && !self.is_failed(cpu) {
+                self.fail(cpu, format_args!("{} (2 attempts)", state.describe()));
+            }
+        }
+    }
+
+    /// Waits for every started CPU of `group` to be marked online.
+    fn wait_online(&self, group: &[&'static CpuData]) {
+        if self.wait_all(group, CpuState::Online, self.delays.online_timeout_us) {
+            return;
+        }
+        for cpu in group {
+            if cpu.state() != CpuState::Online && !self.is_failed(cpu) {
+                self.fail(cpu, format_args!("{}", CpuState::Arrived.describe()));
+            }
+        }
+    }
+
+    /// Gives up on `cpu`: INIT puts it back into wait-for-SIPI so that it cannot run from the
+    /// trampoline page once the page is given back, then the failure is printed.
+    fn fail(&self, cpu: &'static CpuData, why: core::fmt::Arguments<'_>) {
+        if cpu.state() != CpuState::Online {
+            let _ = self.apic.send(Icr::init(), cpu.apic_id, self.tsc);
+        }
+        self.failed[cpu.index as usize].store(true, Ordering::Relaxed);
+        self.host.print(format_args!(
+            "error: CPU {} (APIC ID {}) failed to start: {}\n",
+            cpu.index, cpu.apic_id, why
+        ));
+    }
+}
+
+impl<H: Host> Kicker<'_, H> {
+    /// Starts `aps` the way `strategy` says and waits until each is online or failed.
+    pub(super) fn start_and_wait(&self, aps: &[&'static CpuData], strategy: Strategy) {
+        match strategy {
+            Strategy::Sequential => {
+                for cpu in aps {
+                    self.host
+                        .print(format_args!("Starting CPU {}...\n", cpu.index));
+                    self.start_group(core::slice::from_ref(cpu), true);
+                    self.wait_online(core::slice::from_ref(cpu));
+                }
+            }
+            Strategy::Parallel => {
+                self.host
+                    .print(format_args!("Starting {} APs in parallel\n", aps.len()));
+                self.start_group(aps, false);
+                self.wait_online(aps);
+            }
+        }
+    }
+}
