@@ -11,6 +11,8 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
+
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::{c_char, c_void, CStr};
 use core::fmt::Write;
@@ -160,22 +162,8 @@ pub unsafe extern "C" fn mc_host_layout(
     1
 }
 
-/// The C entry and clock, for the Rust functions that call them.
-static ENTRY: AtomicUsize = AtomicUsize::new(0);
+/// The C clock, for the Rust function that calls it.
 static CLOCK: AtomicUsize = AtomicUsize::new(0);
-
-fn rust_entry(info: &ApInfo, arg: usize) {
-    let entry = ENTRY.load(Ordering::Acquire);
-    if entry != 0 {
-        // SAFETY: ENTRY holds the non-null `extern "C" fn` mc_start_cpus was given.
-        let entry: extern "C" fn(*const mc_ap_info, usize) = unsafe { core::mem::transmute(entry) };
-        let c = mc_ap_info {
-            index: info.index,
-            apic_id: info.apic_id,
-        };
-        entry(&c, arg);
-    }
-}
 
 fn rust_clock() -> u64 {
     let clock = CLOCK.load(Ordering::Acquire);
@@ -244,7 +232,6 @@ pub unsafe extern "C" fn mc_start_cpus(
         let _ = err.write_str("null low_free pointer");
         return -1;
     }
-    ENTRY.store(entry as usize, Ordering::Release);
     // SAFETY: the caller's contract: valid for ever and ours alone; `low_free` entries.
     let (memory, low) = unsafe {
         (
@@ -301,7 +288,15 @@ pub unsafe extern "C" fn mc_start_cpus(
     } else {
         DelayPolicy::Fast
     };
-    match hosted::start_cpus(h, rust_entry, arg) {
+    // The C entry and its argument, in a closure the APs share (leaked: they run it for ever).
+    let run_c_entry = move |info: &ApInfo| {
+        let c = mc_ap_info {
+            index: info.index,
+            apic_id: info.apic_id,
+        };
+        entry(&c, arg);
+    };
+    match hosted::start_cpus(h, Box::leak(Box::new(run_c_entry))) {
         Ok(r) => {
             for f in &r.failed {
                 hosted::console::print(format_args!("{f}\n"));

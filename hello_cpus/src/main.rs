@@ -24,7 +24,6 @@ use multicore::arch::x86_64::apic::ApicMode;
 use multicore::boot::{DelayPolicy, Strategy};
 use multicore::hosted::{self, presets, ApInfo, HostedConfig, HostedHeap, TlsConfig, TscFrequency};
 use multicore::phys::PhysRange;
-use multicore::tls::TlsTemplate;
 
 #[global_allocator]
 static HEAP: HostedHeap<System> = HostedHeap::new(System);
@@ -65,7 +64,11 @@ fn main() {
     config.memory = options
         .memory_kib
         .map(|kib| &mut Vec::leak(vec![0u8; kib << 10])[..]);
-    config.tls = tls_segment().map(|template| TlsConfig {
+    let tls = multicore::program_headers::this_program_tls().unwrap_or_else(|e| {
+        println!("hello_cpus: no TLS for the APs: {e}");
+        None
+    });
+    config.tls = tls.map(|template| TlsConfig {
         template,
         tcb_size: 256,
     });
@@ -92,9 +95,10 @@ fn main() {
         }));
     let ticks_before = timer_ticks();
     let started = Instant::now();
-    // The entry gets one word: a pointer to the (leaked) reference to the closure.
-    let work: &'static &'static (dyn Fn(&ApInfo) -> u64 + Sync) = Box::leak(Box::new(work));
-    let report = hosted::start_cpus(config, ap_entry, work as *const _ as usize);
+    let report = hosted::start_cpus(
+        config,
+        Box::leak(Box::new(|cpu: &ApInfo| ap_entry(cpu, work))),
+    );
     let ticks_after = timer_ticks();
     // From here on the APs print too: main's lines go through the same console (and lock),
     // not through the host's write(), so that lines do not interleave.
@@ -156,10 +160,7 @@ fn main() {
 }
 
 /// Every AP's entry: greet, run main's closure, count it.
-fn ap_entry(cpu: &ApInfo, arg: usize) {
-    // SAFETY: `arg` is the address of the leaked `&'static dyn Fn` main passed; it lives for
-    // ever and the closure is Sync.
-    let work = unsafe { &*(arg as *const &'static (dyn Fn(&ApInfo) -> u64 + Sync)) };
+fn ap_entry(cpu: &ApInfo, work: &dyn Fn(&ApInfo) -> u64) {
     ap_println!(
         "Hello World from CPU {} (APIC ID {})",
         cpu.index,
@@ -187,39 +188,6 @@ fn timer_ticks() -> u64 {
     let mut t: libc::tms = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     unsafe { libc::times(&mut t) as u64 }
-}
-
-/// The program's PT_TLS segment, from its own program headers.
-fn tls_segment() -> Option<TlsTemplate> {
-    struct Found(Option<TlsTemplate>);
-    extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut libc::c_void,
-    ) -> i32 {
-        // SAFETY: musl passes a valid info with `dlpi_phnum` headers; `data` is our `Found`.
-        unsafe {
-            let info = &*info;
-            let found = &mut *(data as *mut Found);
-            for i in 0..info.dlpi_phnum as usize {
-                let ph = &*info.dlpi_phdr.add(i);
-                if ph.p_type == libc::PT_TLS {
-                    let vaddr = info.dlpi_addr + ph.p_vaddr;
-                    found.0 = Some(TlsTemplate {
-                        vaddr,
-                        image: std::slice::from_raw_parts(vaddr as *const u8, ph.p_filesz as usize),
-                        mem_size: ph.p_memsz as usize,
-                        align: ph.p_align as usize,
-                    });
-                }
-            }
-        }
-        1 // the executable is the first object: stop there
-    }
-    let mut found = Found(None);
-    // SAFETY: the callback matches dl_iterate_phdr's contract and only reads what it is given.
-    unsafe { libc::dl_iterate_phdr(Some(each), &mut found as *mut Found as *mut libc::c_void) };
-    found.0
 }
 
 struct Options {

@@ -28,7 +28,7 @@ pub fn find_cpus(apic: &LocalApic, boot: &BootInfo, options: &Options) -> &'stat
 
 /// Starts the APs and prints the `bringup:` line; a CPU that did not start ends the run.
 pub fn bring_up(
-    host: &DemoHost,
+    host: &'static DemoHost,
     apic: &LocalApic,
     tsc: &Tsc,
     apic_ids: &[u32],

@@ -5,6 +5,7 @@ use core::ptr::NonNull;
 
 use bootinfo::{BootInfo, MemoryKind, MAX_MEMORY_REGIONS};
 use multicore::boot::{Host, LowMemory};
+use multicore::cpu_local::GsOwner;
 use multicore::phys::{LinearMapping, PhysRange, PhysRead};
 
 /// What the bring-up may use, taken from the boot information.
@@ -67,6 +68,12 @@ impl Host for DemoHost {
 
     fn virt_to_phys(&self, virt: u64) -> Option<u64> {
         (virt < 4 << 30).then_some(virt)
+    }
+
+    fn gs_owner(&self) -> GsOwner {
+        // SAFETY: the demo kernel has no per-CPU scheme of its own and never touches GS base:
+        // it is the library's on every CPU.
+        unsafe { GsOwner::library() }
     }
 
     fn low_memory(&self) -> LowMemory<'_> {

@@ -42,9 +42,6 @@ static HOST: spin::Once<DemoHost> = spin::Once::new();
 /// Entered from entry.S on the BSP, in long mode on the boot stack, interrupts off.
 #[no_mangle]
 extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
-    // SAFETY: the kernel owns GS: point it at the runtime's "no CPU yet" block before anything
-    // (the heap) asks which CPU runs.
-    unsafe { multicore::rt::percpu::install_no_cpu() };
     console::init();
     println!("Rust Multicore Boot Starting...");
     let boot = read_boot_info(boot_protocol, boot_info);

@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod acpi;
 pub mod arch;
 pub mod boot;
+pub mod cpu_local;
 pub mod heap;
 // Not under loom: its statics (console lock, heap) need const constructors loom lacks.
 #[cfg(not(loom))]
@@ -19,6 +20,7 @@ mod le_fields;
 pub mod line_ring;
 pub mod mptable;
 pub mod phys;
+pub mod program_headers;
 pub mod rt;
 pub mod sync;
 pub mod tls;

@@ -29,9 +29,9 @@ pub(crate) extern "C" fn ap_rust_entry(cpu: &'static CpuData) -> ! {
         DS::set_reg(KERNEL_DS);
         ES::set_reg(KERNEL_DS);
     }
-    // SAFETY: this AP is ours alone (no host per-CPU scheme runs on it): GS base may point at
-    // the runtime's "no CPU yet" block until the runtime takes the CPU over.
-    unsafe { crate::rt::percpu::install_no_cpu() };
+    // This AP is the library's alone (the host knows nothing of it): its GS base points at its
+    // identity block before any other library code runs here.
+    crate::cpu_local::install_on_ap(cpu.index);
     LocalApic::init_ap();
     cpu.mark_arrived();
     (cpu.entry)(cpu)

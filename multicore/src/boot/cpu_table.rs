@@ -1,12 +1,14 @@
 //! Step 1 of the bring-up: every CPU's [`CpuData`] and each AP's guarded stack, in the host's
 //! memory, before any AP starts.
 
+use core::mem::size_of;
 use core::sync::atomic::AtomicBool;
 
 use super::cpu_data::{ApEntry, CpuData};
 use super::error::BringupError;
 use super::host::Host;
 use crate::arch::x86_64::trampoline::PAGE_SIZE;
+use crate::cpu_local::{self, CpuLocal, CpuRole, GsOwner};
 
 /// `CpuData` is aligned to a cache line so that one CPU's state word never shares a line with
 /// another's.
@@ -28,7 +30,7 @@ pub(super) struct CpuTable {
 impl CpuTable {
     /// Allocates and fills the table for `apic_ids` (`[0]` is the BSP, which keeps its stack).
     pub fn allocate<H: Host>(
-        host: &H,
+        host: &'static H,
         apic_ids: &[u32],
         stack_size: usize,
         entry: ApEntry,
@@ -70,6 +72,19 @@ impl CpuTable {
         let failed =
             host.alloc_zeroed_slice::<AtomicBool>(n)
                 .ok_or(oom("the failure flags", 0, n))?;
+        let owner = host.gs_owner();
+        let role = |index: usize| match (owner == GsOwner::HOST, index) {
+            (false, _) => CpuRole::Kernel,
+            (true, 0) => CpuRole::HostedBsp,
+            (true, _) => CpuRole::HostedAp,
+        };
+        let blocks = host
+            .alloc_slice_with(n, CPU_DATA_ALIGN, |i| {
+                CpuLocal::new(i as u32, apic_ids[i], role(i))
+            })
+            .ok_or(oom("the CPU-local blocks", 0, n * size_of::<CpuLocal>()))?;
+        cpu_local::publish(blocks, owner, host)
+            .map_err(|cpu_local::AlreadyPublished| BringupError::SecondBringup)?;
         Ok(CpuTable {
             cpus,
             ap_ids,

@@ -18,6 +18,8 @@ pub enum BringupError {
     FiveLevelPaging,
     /// Another bring-up is running.
     AlreadyRunning,
+    /// An earlier bring-up published its CPUs' blocks (`cpu_local`); one bring-up per boot.
+    SecondBringup,
     /// The page of the library's long-mode entry has no physical address (`Host::virt_to_phys`
     /// returned `None`).
     EntryNotMapped {
@@ -51,6 +53,10 @@ impl core::fmt::Display for BringupError {
                 "the host uses 5-level paging (CR4.LA57); the AP trampoline supports 4-level paging only"
             ),
             BringupError::AlreadyRunning => write!(f, "another bring-up is running"),
+            BringupError::SecondBringup => write!(
+                f,
+                "the CPUs were already brought up once; a second bring-up is not supported"
+            ),
             BringupError::EntryNotMapped { virt } => write!(
                 f,
                 "cannot find the physical page of the library's AP entry code at {virt:#x} (Host::virt_to_phys)"

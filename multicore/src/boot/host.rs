@@ -7,6 +7,7 @@
 use core::fmt;
 use core::ptr::NonNull;
 
+use crate::cpu_local::GsOwner;
 use crate::phys::LinearMapping;
 use crate::phys::PhysRange;
 
@@ -162,6 +163,13 @@ pub trait Host: Sync {
     /// takes QEMU's failure exit). Default: halt this CPU for good.
     fn fatal_exit(&self) -> ! {
         super::park_this_cpu()
+    }
+
+    /// Who owns GS base on the BSP: the host (the default; the library then never writes or
+    /// reads through it there) or, for a kernel that leaves GS to the library on every CPU,
+    /// the library ([`GsOwner::library`], unsafe). See `cpu_local`.
+    fn gs_owner(&self) -> GsOwner {
+        GsOwner::HOST
     }
 
     /// The page-table root APs load (below 4 GiB). Default: the BSP's CR3.

@@ -22,6 +22,7 @@ use crate::arch::x86_64::apic::LocalApic;
 use crate::arch::x86_64::cpu_state::ApControlState;
 use crate::arch::x86_64::trampoline::PAGE_SIZE;
 use crate::arch::x86_64::tsc::{self, Tsc};
+use crate::cpu_local::CpuLocal;
 
 /// What to start and how.
 #[derive(Debug, Clone, Copy)]
@@ -68,12 +69,12 @@ impl BringupReport {
 /// online or has failed (each failure is printed, naming the CPU and its APIC ID); an `Err`
 /// means no AP was started. The steps are those of the map in `boot/mod.rs`.
 pub fn start_aps<H: Host>(
-    host: &H,
+    host: &'static H,
     apic: &LocalApic,
     tsc: &Tsc,
     plan: &BringupPlan<'_>,
 ) -> Result<BringupReport, BringupError> {
-    // 1. Per-CPU memory.
+    // 1. Per-CPU memory, and each CPU's identity block published (cpu_local.rs).
     let table = CpuTable::allocate(
         host,
         plan.apic_ids,
@@ -196,6 +197,7 @@ pub fn memory_needed(cpus: usize, ap_stack_size: usize) -> usize {
     budget.add(TABLE_FRAMES * PAGE_SIZE, PAGE_SIZE); // transition page tables
     budget.add((1 + TABLE_FRAMES) * PAGE_SIZE, 8); // saved low pages
     budget.add(cpus, 1); // the failure flags
+    budget.add(cpus * core::mem::size_of::<CpuLocal>(), CPU_DATA_ALIGN); // CPU-local blocks
     budget.total
 }
 

@@ -1,19 +1,21 @@
 //! What a hosted AP does between the trampoline and the program's code: its own descriptor
 //! tables (GDT with a TSS whose IST stacks catch double faults, NMIs and machine checks, and
-//! the library's IDT), its own TLS block in FS base, a marker in GS base, then the program's
-//! entry; afterwards it halts.
+//! the library's IDT), its own TLS block in FS base, then the program's entry; afterwards it
+//! halts. Its GS base points at its `cpu_local` block from its first Rust instruction on (the
+//! bring-up's AP entry); which CPU is which is asked there, as on every CPU.
 //!
 //! Interrupts stay off throughout: the host kernel knows nothing of this CPU, so no device
 //! interrupt is meant for it, and the IDT is there for exceptions and NMIs.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use x86_64::registers::model_specific::{FsBase, GsBase};
+use x86_64::registers::model_specific::FsBase;
 use x86_64::VirtAddr;
 
 use crate::arch::x86_64::gdt::CpuTables;
 use crate::arch::x86_64::idt::Idt;
 use crate::boot::{park_this_cpu, CpuData};
+use crate::cpu_local::CpuRole;
 
 /// What the program's entry learns about the AP it runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +26,6 @@ pub struct ApInfo {
     pub apic_id: u32,
 }
 
-/// GS base of a hosted AP points at its marker: a null first word (so that the runtime's
-/// `gs:[0]` per-CPU lookup says "no runtime CPU") and the AP's index. The BSP's GS base stays
-/// the host's.
-#[repr(C, align(16))]
-pub(crate) struct ApMarker {
-    null: u64,
-    index: u64,
-}
-
 /// Where a hosted AP is.
 pub(crate) const AP_STARTED: u32 = 0;
 pub(crate) const AP_RUNNING: u32 = 1;
@@ -41,7 +34,6 @@ pub(crate) const AP_FINISHED: u32 = 2;
 /// One AP's resources, allocated by the BSP before any AP starts.
 #[repr(C)]
 pub(crate) struct ApSlot {
-    pub(crate) marker: ApMarker,
     pub(crate) tables: *mut CpuTables,
     pub(crate) ist_tops: [u64; 3],
     /// FS base (the TLS thread pointer), 0 for none.
@@ -54,8 +46,7 @@ pub(crate) struct ApShared {
     pub(crate) slots: *mut ApSlot,
     pub(crate) count: usize,
     pub(crate) idt: &'static Idt,
-    pub(crate) entry: fn(&ApInfo, usize),
-    pub(crate) arg: usize,
+    pub(crate) entry: &'static (dyn Fn(&ApInfo) + Sync),
 }
 
 // SAFETY: the slots are written by the BSP before it publishes `ApShared` (spin::Once, with
@@ -83,35 +74,24 @@ pub(crate) fn hosted_ap_entry(cpu: &'static CpuData) -> ! {
     // SAFETY: the tables are this AP's own zeroed, never-freed memory; installed once, here.
     CpuTables::install(unsafe { &mut *slot.tables }, slot.ist_tops);
     shared.idt.load();
-    // FS base is this AP's TLS thread pointer (or 0); GS base points at this AP's marker,
-    // which lives forever. No code on this CPU relies on other values.
+    // FS base is this AP's TLS thread pointer (or 0): no code on this CPU relies on another.
     FsBase::write(VirtAddr::new(slot.fs_base));
-    GsBase::write(VirtAddr::from_ptr(&slot.marker));
     slot.phase.store(AP_RUNNING, Ordering::Release);
     cpu.mark_online();
     let info = ApInfo {
         index: cpu.index,
         apic_id: cpu.apic_id,
     };
-    (shared.entry)(&info, shared.arg);
+    (shared.entry)(&info);
     slot.phase.store(AP_FINISHED, Ordering::Release);
     park_this_cpu()
 }
 
 /// The index of the hosted AP running this code, or `None` on the BSP (or any CPU that is not
-/// a hosted AP): GS base is compared with the slots' addresses, never dereferenced.
+/// a hosted AP). See `cpu_local`: GS base is compared with the blocks' addresses, never
+/// dereferenced, so this is sound on the host's CPU too.
 pub fn current_ap() -> Option<u32> {
-    let shared = SHARED.get()?;
-    let gs = GsBase::read().as_u64();
-    let size = core::mem::size_of::<ApSlot>() as u64;
-    let offset = gs.checked_sub(shared.slots as u64)?;
-    let index = offset / size;
-    // The marker is the first field of the #[repr(C)] slot: a slot's address is its marker's.
-    (offset % size == 0 && index < shared.count as u64).then_some(index as u32)
-}
-
-impl ApMarker {
-    pub(crate) const fn new(index: u64) -> ApMarker {
-        ApMarker { null: 0, index }
-    }
+    crate::cpu_local::current()
+        .filter(|c| c.role() == CpuRole::HostedAp)
+        .map(|c| c.index())
 }

@@ -24,8 +24,9 @@ use crate::heap::{CurrentCpu, PerCpuHeap};
 /// The hosted AP running, for the per-CPU arenas (none on the BSP).
 pub struct HostedCpu;
 
-// SAFETY: each hosted AP's GS base points at its own marker (set once before any of the
-// program's code runs there), so no two CPUs report the same index; the BSP reports none. A
+// SAFETY: each hosted AP's GS base points at its own `cpu_local` block (set in its first Rust
+// instruction, before any of the program's code runs there), so no two CPUs report the same
+// index; the BSP reports none. A
 // hosted AP runs with interrupts off and is never preempted, so the index cannot change under
 // an allocation.
 unsafe impl CurrentCpu for HostedCpu {

@@ -45,7 +45,7 @@ use crate::boot::{DelayPolicy, Strategy};
 use crate::heap::MIN_ARENA_SIZE;
 use crate::phys::PhysRange;
 use crate::tls::{self, TlsError, TlsTemplate};
-use ap::{ApMarker, ApShared, ApSlot, AP_STARTED, SHARED};
+use ap::{ApShared, ApSlot, AP_STARTED, SHARED};
 use bump::Bump;
 use host::HostedHost;
 
@@ -298,7 +298,7 @@ static HOST: spin::Once<HostedHost> = spin::Once::new();
 /// IST stack per vector class (double fault, NMI, machine check), per AP.
 const IST_STACK_SIZE: usize = 8 * 1024;
 
-/// Finds the other CPUs and starts each with `entry(&info, arg)`. Returns when every AP runs
+/// Finds the other CPUs and starts each with `entry(&info)`. Returns when every AP runs
 /// the entry or has failed; an `Err` means no AP was started (and the program goes on, alone,
 /// with the host as it was).
 ///
@@ -313,8 +313,7 @@ const IST_STACK_SIZE: usize = 8 * 1024;
 ///    each AP then runs `ap::hosted_ap_entry`.
 pub fn start_cpus(
     mut config: HostedConfig<'_>,
-    entry: fn(&ApInfo, usize),
-    arg: usize,
+    entry: &'static (dyn Fn(&ApInfo) + Sync),
 ) -> Result<HostedReport, HostedError> {
     if HOST.is_completed() {
         return Err(HostedError::AlreadyStarted);
@@ -375,14 +374,12 @@ pub fn start_cpus(
         .alloc_zeroed(core::mem::size_of::<Idt>(), 16)
         .ok_or(oom("the AP IDT", 0, core::mem::size_of::<Idt>()))?
         .as_ptr() as *mut Idt;
-    let ist = [
-        (crate::rt::vectors::DOUBLE_FAULT, gdt::IST_DOUBLE_FAULT),
-        (crate::rt::vectors::NMI, gdt::IST_NMI),
-        (crate::rt::vectors::MACHINE_CHECK, gdt::IST_MACHINE_CHECK),
-    ];
     // SAFETY: room for one Idt just taken, 16-aligned, never freed: a 'static table.
     let idt: &'static Idt = unsafe {
-        idt.write(Idt::new(gdt::KERNEL_CS.0, &ist));
+        idt.write(Idt::new(
+            gdt::KERNEL_CS.0,
+            &crate::rt::vectors::ON_IST_STACKS,
+        ));
         &*idt
     };
     SHARED.call_once(|| ApShared {
@@ -390,9 +387,7 @@ pub fn start_cpus(
         count: n,
         idt,
         entry,
-        arg,
     });
-    crate::rt::stop::set_fallback_host(host);
 
     let plan = BringupPlan {
         apic_ids: ids,
@@ -511,7 +506,6 @@ fn carve_ap_resources(
         // can read it (published through SHARED before the bring-up).
         unsafe {
             slots.add(index).write(ApSlot {
-                marker: ApMarker::new(index as u64),
                 tables,
                 ist_tops,
                 fs_base,

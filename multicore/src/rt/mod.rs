@@ -81,6 +81,9 @@ pub enum RuntimeError {
     OutOfMemory,
     /// These many online APs did not join within the timeout.
     NotJoined(u32),
+    /// The CPUs were not brought up by [`start_aps`](crate::boot::start_aps) (no CPU-local
+    /// blocks), or not by a host that leaves GS base to the library.
+    NotBroughtUp,
 }
 
 impl core::fmt::Display for RuntimeError {
@@ -90,6 +93,10 @@ impl core::fmt::Display for RuntimeError {
                 write!(f, "out of memory for the runtime's per-CPU tables")
             }
             RuntimeError::NotJoined(n) => write!(f, "{n} online AP(s) did not join the runtime"),
+            RuntimeError::NotBroughtUp => write!(
+                f,
+                "the runtime needs CPUs brought up by start_aps for a host that leaves GS base to the library (Host::gs_owner)"
+            ),
         }
     }
 }
@@ -105,16 +112,19 @@ pub fn start(
     apic: LocalApic,
     cpus: &'static [&'static CpuData],
 ) -> Result<&'static Runtime, RuntimeError> {
+    // The runtime reaches its per-CPU state through GS, which must be the library's.
+    match crate::cpu_local::current() {
+        Some(local) if local.role() == crate::cpu_local::CpuRole::Kernel => {}
+        _ => return Err(RuntimeError::NotBroughtUp),
+    }
     let blocks: Vec<&'static PerCpu> = cpus
         .iter()
         .map(|data| PerCpu::new(data, apic).leak())
         .collect();
-    let ist = [
-        (vectors::DOUBLE_FAULT, gdt::IST_DOUBLE_FAULT),
-        (vectors::NMI, gdt::IST_NMI),
-        (vectors::MACHINE_CHECK, gdt::IST_MACHINE_CHECK),
-    ];
-    let idt: &'static Idt = Box::leak(Box::new(Idt::new(gdt::KERNEL_CS.0, &ist)));
+    let idt: &'static Idt = Box::leak(Box::new(Idt::new(
+        gdt::KERNEL_CS.0,
+        &vectors::ON_IST_STACKS,
+    )));
     let rt = RUNTIME.call_once(|| Runtime {
         host,
         tsc,
@@ -209,8 +219,10 @@ fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), Runti
         gdt: x86_64::structures::gdt::GlobalDescriptorTable::new(),
         tss: x86_64::structures::tss::TaskStateSegment::new(),
     }));
-    // SAFETY: runs on `me`'s own CPU, once, interrupts still off (the runtime owns GS here).
-    unsafe { me.install() };
+    let Some(local) = crate::cpu_local::block(me.index as usize) else {
+        return Err(RuntimeError::NotBroughtUp);
+    };
+    local.enter_runtime();
     CpuTables::install(tables, ist_tops);
     rt.idt.load();
     me.timer

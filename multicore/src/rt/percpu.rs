@@ -1,9 +1,7 @@
-//! Per-CPU data through GS: each CPU's [`PerCpu`] block, reachable in one instruction.
-//!
-//! GS base points at the running CPU's block, whose first word points at itself, so
-//! `mov rax, gs:[0]` yields `&PerCpu` without knowing the CPU index. Before the runtime runs on
-//! a CPU, GS base points at [`NO_CPU`] (first word null): [`current`] then returns `None`
-//! instead of reading garbage.
+//! The runtime's per-CPU state: each CPU's [`PerCpu`], found through the CPU-local layer
+//! ([`crate::cpu_local`]: which CPU is this) and the runtime's table (index → block). A CPU
+//! that has not joined the runtime (before [`super::start`], or a hosted program's CPU) has no
+//! `PerCpu`: [`current`] is `None` there.
 //!
 //! Rules. The runtime has no preemption: code keeps running on the CPU it started on, so a
 //! `&PerCpu` or a [`PerCpuVar`] reference stays this CPU's. Interrupt handlers do run on the
@@ -15,9 +13,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::{Cell, UnsafeCell};
 
-use x86_64::registers::model_specific::GsBase;
-use x86_64::VirtAddr;
-
 use super::call_queue::CallQueue;
 use crate::arch::x86_64::apic::timer::TimerMode;
 use crate::arch::x86_64::apic::LocalApic;
@@ -25,15 +20,9 @@ use crate::arch::x86_64::irq::IrqGuard;
 use crate::boot::CpuData;
 use crate::sync::primitives::{AtomicBool, AtomicU64, Ordering};
 
-/// What GS base points at on a CPU the runtime has not set up: a null self-pointer.
-#[repr(C, align(64))]
-struct NoCpu([u64; 1]);
-static NO_CPU: NoCpu = NoCpu([0]);
-
-/// One CPU's runtime state. Field 0 is the self-pointer `gs:[0]` reads.
+/// One CPU's runtime state.
 #[repr(C, align(64))]
 pub struct PerCpu {
-    self_ptr: *const PerCpu,
     /// Dense CPU index (0 = BSP).
     pub index: u32,
     /// Local APIC ID.
@@ -54,17 +43,10 @@ pub struct PerCpu {
     joined: AtomicBool,
 }
 
-// SAFETY: `self_ptr` only ever points at the block itself (immutable after construction);
-// every mutable field is atomic or a lock-free queue designed for concurrent pushes.
-unsafe impl Sync for PerCpu {}
-// SAFETY: as above: nothing in PerCpu is tied to the thread that built it.
-unsafe impl Send for PerCpu {}
-
 impl PerCpu {
-    /// A block for `data`'s CPU; `self_ptr` is fixed by [`PerCpu::leak`].
+    /// A block for `data`'s CPU.
     pub(crate) fn new(data: &'static CpuData, apic: LocalApic) -> PerCpu {
         PerCpu {
-            self_ptr: core::ptr::null(),
             index: data.index,
             apic_id: data.apic_id,
             data,
@@ -77,43 +59,20 @@ impl PerCpu {
         }
     }
 
-    /// Moves the block to the heap for good and points its first word at itself.
+    /// Moves the block to the heap for good.
     pub(crate) fn leak(self) -> &'static PerCpu {
-        let block = Box::leak(Box::new(self));
-        block.self_ptr = block;
-        block
-    }
-
-    /// Points this CPU's GS base at the block.
-    ///
-    /// # Safety
-    /// Must run on the CPU the block belongs to, once, with interrupts off; nothing else may
-    /// use GS base on this CPU (the host's own per-CPU scheme would be overwritten).
-    pub(crate) unsafe fn install(&'static self) {
-        GsBase::write(VirtAddr::from_ptr(self));
+        Box::leak(Box::new(self))
     }
 }
 
-/// Points GS base at the "no CPU" block, so [`current`] answers `None` until the runtime
-/// installs the real one. The bring-up does this on every AP it starts.
-///
-/// # Safety
-/// The caller owns GS base on this CPU (no host per-CPU scheme uses it).
-pub unsafe fn install_no_cpu() {
-    GsBase::write(VirtAddr::from_ptr(&NO_CPU));
-}
-
-/// The running CPU's block, or `None` if the runtime does not run on this CPU yet.
+/// The running CPU's block, or `None` if the runtime does not run on this CPU.
 #[inline]
 pub fn current() -> Option<&'static PerCpu> {
-    let ptr: *const PerCpu;
-    // SAFETY: GS base points at a PerCpu or at NO_CPU (install / install_no_cpu ran on every
-    // CPU that executes library code), whose first word is readable; reading it has no effect.
-    unsafe {
-        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags))
-    };
-    // SAFETY: a non-null self-pointer points at a leaked, never-freed PerCpu.
-    unsafe { ptr.as_ref() }
+    let local = crate::cpu_local::current()?;
+    if !local.in_runtime() {
+        return None;
+    }
+    super::cpu(local.index() as usize)
 }
 
 /// The running CPU's block.
@@ -125,7 +84,7 @@ pub fn this_cpu() -> &'static PerCpu {
     current().expect("this_cpu() on a CPU the runtime has not set up")
 }
 
-/// The running CPU's index, if the runtime runs here (the heap's `CurrentCpu`).
+/// The running CPU's index, if the runtime runs here (the kernel heap's `CurrentCpu`).
 pub fn current_index() -> Option<usize> {
     current().map(|c| c.index as usize)
 }

@@ -12,6 +12,7 @@ use super::percpu::current;
 use super::runtime;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::boot::park_this_cpu;
+use crate::cpu_local::{self, FaultRoute};
 // core atomics, not the loom-switchable ones: these are statics, and the stop path is not
 // model-checked (it ends the machine).
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -24,7 +25,7 @@ static STOPPER: AtomicU32 = AtomicU32::new(0);
 static STOPPED: AtomicU32 = AtomicU32::new(0);
 
 fn my_tag() -> u32 {
-    let apic_id = current().map_or_else(cpuid_apic_id, |c| c.apic_id);
+    let apic_id = cpu_local::current().map_or_else(cpuid_apic_id, |c| c.apic_id());
     apic_id.wrapping_add(1).max(1)
 }
 
@@ -48,22 +49,16 @@ pub fn stopping() -> bool {
     STOPPER.load(Ordering::Acquire) != 0
 }
 
-/// The host that reports faults on CPUs outside the runtime (hosted APs, see crate::hosted).
-static FALLBACK_HOST: spin::Once<&'static dyn crate::boot::Host> = spin::Once::new();
-
-/// Makes `host` report faults on CPUs that do not run the runtime: a hosted program's APs. Such
-/// a CPU reports and halts alone; the other CPUs (the host's BSP above all) go on.
-pub fn set_fallback_host(host: &'static dyn crate::boot::Host) {
-    FALLBACK_HOST.call_once(|| host);
-}
-
-/// Reports `message` once and stops every CPU, then takes the host's fatal exit.
+/// Reports `message` once and stops every CPU, then takes the host's fatal exit; on a CPU whose
+/// faults halt it alone ([`FaultRoute::HaltAlone`]), reports and halts this CPU only.
 pub fn fatal(message: fmt::Arguments<'_>) -> ! {
-    if runtime().is_none() {
-        if let Some(host) = FALLBACK_HOST.get() {
+    if cpu_local::current().is_some_and(|c| c.faults() == FaultRoute::HaltAlone) {
+        // A hosted program's AP: it reports and halts alone; the host's CPU goes on.
+        if let Some(host) = cpu_local::reporter() {
             host.print_after_stop(format_args!("{message}\n"));
             host.fatal_exit()
         }
+        park_this_cpu()
     }
     let me = my_tag();
     match STOPPER.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {

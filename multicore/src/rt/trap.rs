@@ -84,12 +84,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// "N" for a runtime CPU or a hosted AP, "?" otherwise (before the runtime).
+/// "N" for any CPU of the bring-up (runtime CPU or hosted AP), "?" before it.
 fn cpu_label() -> CpuLabel {
-    let index = current().map(|c| c.index);
-    #[cfg(not(loom))]
-    let index = index.or_else(crate::hosted::current_ap);
-    CpuLabel(index)
+    CpuLabel(crate::cpu_local::current_index())
 }
 
 struct CpuLabel(Option<u32>);

@@ -7,6 +7,14 @@ pub const DOUBLE_FAULT: u8 = 8;
 /// Machine check (on its own IST stack).
 pub const MACHINE_CHECK: u8 = 18;
 
+/// The exceptions that run on IST stacks, `(vector, IST index)`: the ones that can arrive with
+/// a broken or borrowed stack. The runtime's IDT and a hosted AP's IDT both use it.
+pub const ON_IST_STACKS: [(u8, u8); 3] = [
+    (DOUBLE_FAULT, crate::arch::x86_64::gdt::IST_DOUBLE_FAULT),
+    (NMI, crate::arch::x86_64::gdt::IST_NMI),
+    (MACHINE_CHECK, crate::arch::x86_64::gdt::IST_MACHINE_CHECK),
+];
+
 /// Where the legacy PICs are moved (and masked): IRQ 0..15 at 0x20..0x2F, never raised except
 /// as a spurious IRQ 7/15, which the dispatcher ignores.
 pub const LEGACY_PIC_BASE: u8 = 0x20;
