@@ -1,26 +1,42 @@
-//! What the boot loader tells the kernel: command line, RSDP, memory map.
+//! What the boot loader tells the kernel: command line, RSDP, memory map, modules.
 //!
-//! The demo kernel boots through PVH or multiboot 1; both hand over a structure in physical
-//! memory. Parsing them here (through [`PhysRead`]) keeps the kernel thin and lets host tests
-//! feed byte images. The result is one [`BootInfo`] whatever the protocol.
+//! The demo kernel boots through PVH or multiboot 1; the stand-in host (`standin/`) through
+//! multiboot 1. Both hand over a structure in physical memory. Parsing them here (through
+//! [`PhysRead`]) keeps the kernels thin and lets host tests and the fuzz targets feed byte
+//! images. The result is one [`BootInfo`] whatever the protocol, copied out of the loader's
+//! memory, so a kernel may reuse that memory once it is parsed.
+//!
+//! Every count and length in the loader's structures is bounded here: at most
+//! [`MAX_CMDLINE`] bytes of command line, [`MAX_MEMORY_REGIONS`] memory-map entries and
+//! [`MAX_MODULES`] modules are read (a `*_truncated` flag says when there were more), so a
+//! corrupt length never turns into a long walk through memory.
 #![cfg_attr(not(test), no_std)]
 
+// Only the byte-image memory (tests, fuzz targets) allocates: the stand-in host has no
+// allocator and must not need one to link this crate.
+#[cfg(any(test, feature = "image"))]
 extern crate alloc;
 
 mod memory;
 mod multiboot;
 mod pvh;
 
-pub use memory::{ImageMemory, PhysRead, ReadError};
+#[cfg(any(test, feature = "image"))]
+pub use memory::ImageMemory;
+pub use memory::{PhysRead, ReadError};
 
 pub use multiboot::parse_multiboot;
 pub use pvh::parse_pvh;
 
 /// Most memory-map entries kept; QEMU's maps have fewer than ten.
 pub const MAX_MEMORY_REGIONS: usize = 64;
-/// Longest command line kept, in bytes.
-pub const MAX_CMDLINE: usize = 1024;
-/// Most boot-structure ranges remembered as occupied.
+/// Longest command line kept, in bytes: the stand-in host's carries the program's argv and
+/// environment as well as its own options (the demo's options need a few dozen bytes).
+pub const MAX_CMDLINE: usize = 4096;
+/// Most modules kept (QEMU passes one per `-initrd` file; the stand-in uses the first).
+pub const MAX_MODULES: usize = 8;
+/// Most boot-structure ranges remembered as occupied (each parser records at most four:
+/// the info structure, the command line, the memory map and the module list).
 pub const MAX_OCCUPIED: usize = 8;
 
 /// How the kernel was entered.
@@ -118,8 +134,29 @@ pub struct BootInfo {
     region_count: usize,
     /// Whether the loader's map had more entries than [`MAX_MEMORY_REGIONS`].
     pub regions_truncated: bool,
+    modules: [PhysRange; MAX_MODULES],
+    module_count: usize,
+    /// Whether the loader listed more modules than [`MAX_MODULES`].
+    pub modules_truncated: bool,
     occupied: [PhysRange; MAX_OCCUPIED],
     occupied_count: usize,
+}
+
+/// The parts that were read, not the fixed-size storage behind them.
+impl core::fmt::Debug for BootInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BootInfo")
+            .field("protocol", &self.protocol)
+            .field("cmdline", &self.cmdline())
+            .field("cmdline_truncated", &self.cmdline_truncated)
+            .field("rsdp", &self.rsdp)
+            .field("memory_map", &self.memory_map())
+            .field("regions_truncated", &self.regions_truncated)
+            .field("modules", &self.modules())
+            .field("modules_truncated", &self.modules_truncated)
+            .field("occupied", &self.occupied())
+            .finish()
+    }
 }
 
 impl BootInfo {
@@ -137,6 +174,9 @@ impl BootInfo {
             regions: [EMPTY; MAX_MEMORY_REGIONS],
             region_count: 0,
             regions_truncated: false,
+            modules: [PhysRange { base: 0, len: 0 }; MAX_MODULES],
+            module_count: 0,
+            modules_truncated: false,
             occupied: [PhysRange { base: 0, len: 0 }; MAX_OCCUPIED],
             occupied_count: 0,
         }
@@ -152,9 +192,27 @@ impl BootInfo {
         }
     }
 
+    /// The whole command line as UTF-8, or why it cannot be had: for a consumer that must not
+    /// act on part of it (the stand-in host passes it on as a program's argv).
+    pub fn strict_cmdline(&self) -> Result<&str, CmdlineProblem> {
+        if self.cmdline_truncated {
+            return Err(CmdlineProblem::TooLong);
+        }
+        core::str::from_utf8(&self.cmdline[..self.cmdline_len]).map_err(|e| {
+            CmdlineProblem::NotUtf8 {
+                offset: e.valid_up_to(),
+            }
+        })
+    }
+
     /// The memory map, in the loader's order.
     pub fn memory_map(&self) -> &[MemoryRegion] {
         &self.regions[..self.region_count]
+    }
+
+    /// Where the loader put each module (multiboot `-initrd` files, PVH modules), in its order.
+    pub fn modules(&self) -> &[PhysRange] {
+        &self.modules[..self.module_count]
     }
 
     /// Physical ranges holding the loader's structures (start info, memory map, command line),
@@ -172,6 +230,15 @@ impl BootInfo {
         self.region_count += 1;
     }
 
+    fn push_module(&mut self, module: PhysRange) {
+        if self.module_count == MAX_MODULES {
+            self.modules_truncated = true;
+            return;
+        }
+        self.modules[self.module_count] = module;
+        self.module_count += 1;
+    }
+
     fn push_occupied(&mut self, range: PhysRange) {
         if range.len == 0 || self.occupied_count == MAX_OCCUPIED {
             return;
@@ -180,33 +247,23 @@ impl BootInfo {
         self.occupied_count += 1;
     }
 
-    /// Copies the NUL-terminated string at `pa` (at most [`MAX_CMDLINE`] bytes are kept).
+    /// Copies the NUL-terminated string at `pa`: at most [`MAX_CMDLINE`] bytes are kept, and
+    /// at most one more is read (to tell a line of exactly that length from a longer one).
     fn read_cmdline(&mut self, mem: &impl PhysRead, pa: u64) -> Result<(), BootInfoError> {
         let mut len = 0;
-        let mut chunk = [0u8; 64];
-        'outer: loop {
-            // Read in small chunks: the string may end right before unreadable memory.
-            let mut got = 0;
-            for (i, byte) in chunk.iter_mut().enumerate() {
-                *byte = mem
-                    .read_array::<1>(pa + (len + i) as u64)
-                    .map_err(BootInfoError::Read)?[0];
-                got = i + 1;
-                if *byte == 0 {
-                    break;
-                }
+        loop {
+            // One byte at a time: the string may end right before unreadable memory.
+            let at = offset(pa, len as u64, 1)?;
+            let [byte] = mem.read_array::<1>(at).map_err(BootInfoError::Read)?;
+            if byte == 0 {
+                break;
             }
-            for &b in &chunk[..got] {
-                if b == 0 {
-                    break 'outer;
-                }
-                if len == MAX_CMDLINE {
-                    self.cmdline_truncated = true;
-                    break 'outer;
-                }
-                self.cmdline[len] = b;
-                len += 1;
+            if len == MAX_CMDLINE {
+                self.cmdline_truncated = true;
+                break;
             }
+            self.cmdline[len] = byte;
+            len += 1;
         }
         self.cmdline_len = len;
         self.push_occupied(PhysRange {
@@ -259,4 +316,36 @@ impl core::fmt::Display for BootInfoError {
             BootInfoError::Read(e) => write!(f, "boot information: {e}"),
         }
     }
+}
+
+/// Why [`BootInfo::strict_cmdline`] has no command line to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdlineProblem {
+    /// Longer than [`MAX_CMDLINE`] bytes (no NUL within them): only a prefix was kept.
+    TooLong,
+    /// Not UTF-8 from this byte on.
+    NotUtf8 {
+        /// Offset of the first byte that is not part of valid UTF-8.
+        offset: usize,
+    },
+}
+
+impl core::fmt::Display for CmdlineProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CmdlineProblem::TooLong => {
+                write!(f, "the command line is longer than {MAX_CMDLINE} bytes")
+            }
+            CmdlineProblem::NotUtf8 { offset } => {
+                write!(f, "the command line is not UTF-8 (from byte {offset})")
+            }
+        }
+    }
+}
+
+/// `base + off`, the address of a field `len` bytes long: a structure that would wrap around
+/// the top of the address space cannot be read, so the sum overflowing is a read error.
+fn offset(base: u64, off: u64, len: usize) -> Result<u64, BootInfoError> {
+    base.checked_add(off)
+        .ok_or(BootInfoError::Read(ReadError { addr: base, len }))
 }

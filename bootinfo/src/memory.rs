@@ -4,6 +4,7 @@
 //! This crate does not use `multicore::phys::PhysRead`, though it has the same shape: the
 //! stand-in host shares these parsers and must not link the library it tests.
 
+#[cfg(any(test, feature = "image"))]
 use alloc::vec::Vec;
 
 /// A read that fell outside the memory the reader can reach.
@@ -51,12 +52,14 @@ pub(crate) fn u64_at(bytes: &[u8], off: usize) -> u64 {
 }
 
 /// Physical memory made of `(base, bytes)` regions, everything else unreadable: the byte
-/// images the tests (and the fuzz targets) hand the parsers.
+/// images the tests (and other crates' tests, with the `image` feature) hand the parsers.
+#[cfg(any(test, feature = "image"))]
 #[derive(Default, Debug, Clone)]
 pub struct ImageMemory {
     regions: Vec<(u64, Vec<u8>)>,
 }
 
+#[cfg(any(test, feature = "image"))]
 impl ImageMemory {
     /// No readable memory.
     pub fn new() -> Self {
@@ -76,6 +79,7 @@ impl ImageMemory {
     }
 }
 
+#[cfg(any(test, feature = "image"))]
 impl PhysRead for ImageMemory {
     fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         let err = ReadError {

@@ -9,7 +9,7 @@
 
 use spin::Mutex;
 use standin_core::layout::{MAX_PHYS, PHYS_OFFSET};
-use standin_core::multiboot::MEMORY_AVAILABLE;
+use standin_core::loader::{self, MemoryKind};
 use standin_core::physmem::{self, FrameRam};
 use standin_core::ranges::{Range, RangeSet, PAGE};
 
@@ -52,8 +52,8 @@ pub fn init(boot: &BootInfo) -> (u64, u64) {
     let total = boot
         .memory_map()
         .iter()
-        .filter(|r| r.kind == MEMORY_AVAILABLE)
-        .map(|r| r.range.len())
+        .filter(|r| r.kind == MemoryKind::Usable)
+        .map(|r| loader::range(r).len())
         .sum();
     let image = crate::boot::image();
     let initrd = boot.initrd.unwrap_or(Range::new(0, 0));
@@ -70,8 +70,8 @@ pub fn init(boot: &BootInfo) -> (u64, u64) {
 pub fn top_of_ram(boot: &BootInfo) -> u64 {
     boot.memory_map()
         .iter()
-        .filter(|r| r.kind == MEMORY_AVAILABLE)
-        .map(|r| r.range.end)
+        .filter(|r| r.kind == MemoryKind::Usable)
+        .map(|r| loader::range(r).end)
         .max()
         .unwrap_or(0)
         .min(MAX_PHYS)

@@ -6,7 +6,8 @@
 //! - [`cpio`]: finding the program in the initramfs (cpio "newc");
 //! - [`elf`]: checking a static-pie ELF and where its segments go;
 //! - [`initial_stack`]: the stack a Linux program starts with (argc, argv, envp, auxv);
-//! - [`multiboot`]: the multiboot 1 information block (command line, memory map, modules);
+//! - [`loader`]: what the host demands of its multiboot loader's information (read by the
+//!   `bootinfo` crate): a whole UTF-8 command line, a memory map, the initrd;
 //! - [`physmem`]: which RAM the frame allocator hands out (low RAM first) and which low pages
 //!   the program may borrow (the dead boot stack);
 //! - [`ranges`]: physical range arithmetic (fixed-capacity range sets);
@@ -26,7 +27,7 @@ pub mod initial_stack;
 pub mod layout;
 mod le;
 pub mod linux;
-pub mod multiboot;
+pub mod loader;
 pub mod physmem;
 pub mod ranges;
 pub mod rsdp;

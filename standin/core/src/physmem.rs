@@ -10,7 +10,7 @@
 //! frames continue from 1 MiB.
 
 use crate::layout::{DEAD_BOOT_STACK, LEGACY_AREA_START, LOW_FRAMES_START, MAX_PHYS, ONE_MIB};
-use crate::multiboot::{MemoryRegion, MEMORY_AVAILABLE};
+use crate::loader::{self, MemoryKind, MemoryRegion};
 use crate::ranges::{Range, RangeSet, PAGE};
 
 /// Frames not handed out yet (whole pages, sorted: the lowest goes first).
@@ -41,9 +41,9 @@ pub fn low_ram_end(ebda: Option<u64>) -> u64 {
 /// The available RAM of `map`, whole pages, inside `limit`.
 fn available_in<const N: usize>(map: &[MemoryRegion], limit: Range) -> RangeSet<N> {
     let mut set = RangeSet::new();
-    for region in map.iter().filter(|r| r.kind == MEMORY_AVAILABLE) {
+    for region in map.iter().filter(|r| r.kind == MemoryKind::Usable) {
         // A full set drops the region: less memory, never memory that is not RAM.
-        let _ = set.insert(region.range.pages_inside().clip(&limit));
+        let _ = set.insert(loader::range(region).pages_inside().clip(&limit));
     }
     set
 }
@@ -77,11 +77,17 @@ pub fn borrowable(map: &[MemoryRegion]) -> Borrowable {
 mod tests {
     use super::*;
 
-    const RESERVED: u32 = 2;
+    use bootinfo::PhysRange;
 
-    fn region(start: u64, end: u64, kind: u32) -> MemoryRegion {
+    const MEMORY_AVAILABLE: MemoryKind = MemoryKind::Usable;
+    const RESERVED: MemoryKind = MemoryKind::Reserved;
+
+    fn region(start: u64, end: u64, kind: MemoryKind) -> MemoryRegion {
         MemoryRegion {
-            range: Range::new(start, end),
+            range: PhysRange {
+                base: start,
+                len: end - start,
+            },
             kind,
         }
     }

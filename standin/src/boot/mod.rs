@@ -1,15 +1,13 @@
 //! From the multiboot loader to `kmain` (entry.S), and the boot information copied out of low
 //! memory before the host takes that memory for its own data.
 
-use standin_core::multiboot::{self, MemoryRegion, PhysMemory, MAX_CMDLINE};
+use standin_core::loader::{self, MemoryRegion, PhysRead};
 use standin_core::ranges::Range;
 
 core::arch::global_asm!(include_str!("entry.S"));
 
 /// `%eax` from a multiboot 1 loader (Multiboot spec §3.2).
 pub const MULTIBOOT_LOADER_MAGIC: u32 = 0x2BAD_B002;
-/// Memory map entries kept.
-const MAX_REGIONS: usize = 64;
 
 extern "C" {
     /// First byte of the image (linker script).
@@ -32,12 +30,10 @@ pub fn image() -> Range {
     )
 }
 
-/// What the loader told us, copied into the host's own memory.
+/// What the loader told us, copied into the host's own memory (checked by
+/// `standin_core::loader`: a whole UTF-8 command line, a memory map).
 pub struct BootInfo {
-    cmdline: [u8; MAX_CMDLINE],
-    cmdline_len: usize,
-    regions: [MemoryRegion; MAX_REGIONS],
-    region_count: usize,
+    info: bootinfo::BootInfo,
     /// Module 0 (`-initrd`), where the loader put it.
     pub initrd: Option<Range>,
 }
@@ -45,32 +41,34 @@ pub struct BootInfo {
 impl BootInfo {
     /// The command line (`-append`), without the image name the loader puts first.
     pub fn cmdline(&self) -> &str {
-        multiboot::arguments(self.full_cmdline())
-    }
-
-    fn full_cmdline(&self) -> &str {
-        // Copied from a validated `&str`.
-        core::str::from_utf8(&self.cmdline[..self.cmdline_len]).unwrap_or("")
+        self.info.cmdline()
     }
 
     /// The memory map.
     pub fn memory_map(&self) -> &[MemoryRegion] {
-        &self.regions[..self.region_count]
+        self.info.memory_map()
     }
 }
 
 /// Physical memory through entry.S's temporary identity map of the first 4 GiB.
 struct BootIdentityMap;
 
-impl PhysMemory for BootIdentityMap {
-    fn read(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        let end = addr.checked_add(len as u64)?;
-        if addr == 0 || end > 4 << 30 {
-            return None;
+impl PhysRead for BootIdentityMap {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), bootinfo::ReadError> {
+        let err = bootinfo::ReadError {
+            addr: pa,
+            len: buf.len(),
+        };
+        let end = pa.checked_add(buf.len() as u64).ok_or(err)?;
+        // Address 0 would be a null pointer; nothing the loader passes lives there.
+        if pa == 0 || end > 4 << 30 {
+            return Err(err);
         }
         // SAFETY: entry.S identity-maps 0..4 GiB and the final page tables are not installed
-        // yet (read_multiboot runs first); the loader's structures are not written while read.
-        Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+        // yet (read_multiboot runs first); the loader's structures are not written while read,
+        // and `buf` is the host's own memory, not part of them.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
     }
 }
 
@@ -82,27 +80,13 @@ pub fn read_multiboot(magic: u32, info: u32) -> Result<&'static BootInfo, &'stat
     if magic != MULTIBOOT_LOADER_MAGIC {
         return Err("not started by a multiboot 1 loader (boot with QEMU -kernel)");
     }
-    let parsed = match multiboot::parse(&BootIdentityMap, info as u64) {
-        Ok(parsed) => parsed,
+    let info = match loader::read(&BootIdentityMap, info as u64) {
+        Ok(info) => info,
         Err(e) => {
             crate::println!("standin: error: {e}");
             return Err("unusable multiboot information");
         }
     };
-    let mut boot = BootInfo {
-        cmdline: [0; MAX_CMDLINE],
-        cmdline_len: parsed.cmdline.len(),
-        regions: [MemoryRegion {
-            range: Range::new(0, 0),
-            kind: 0,
-        }; MAX_REGIONS],
-        region_count: 0,
-        initrd: parsed.modules().next().map(|m| m.range),
-    };
-    boot.cmdline[..parsed.cmdline.len()].copy_from_slice(parsed.cmdline.as_bytes());
-    for region in parsed.memory_map().take(MAX_REGIONS) {
-        boot.regions[boot.region_count] = region;
-        boot.region_count += 1;
-    }
-    Ok(BOOT_INFO.call_once(|| boot))
+    let initrd = loader::initrd(&info);
+    Ok(BOOT_INFO.call_once(|| BootInfo { info, initrd }))
 }
