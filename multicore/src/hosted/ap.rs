@@ -32,47 +32,49 @@ pub(crate) const AP_RUNNING: u32 = 1;
 pub(crate) const AP_FINISHED: u32 = 2;
 
 /// One AP's resources, allocated by the BSP before any AP starts.
-#[repr(C)]
 pub(crate) struct ApSlot {
-    pub(crate) tables: *mut CpuTables,
-    pub(crate) ist_tops: [u64; 3],
+    /// Its GDT and TSS, taken by the AP when it installs them (none for the BSP's slot).
+    tables: spin::Mutex<Option<&'static mut CpuTables>>,
+    ist_tops: [u64; 3],
     /// FS base (the TLS thread pointer), 0 for none.
-    pub(crate) fs_base: u64,
+    fs_base: u64,
     pub(crate) phase: AtomicU32,
+}
+
+impl ApSlot {
+    pub(crate) fn new(
+        tables: Option<&'static mut CpuTables>,
+        ist_tops: [u64; 3],
+        fs_base: u64,
+    ) -> ApSlot {
+        ApSlot {
+            tables: spin::Mutex::new(tables),
+            ist_tops,
+            fs_base,
+            phase: AtomicU32::new(AP_STARTED),
+        }
+    }
 }
 
 /// What every hosted AP needs, published once by the BSP before the bring-up.
 pub(crate) struct ApShared {
-    pub(crate) slots: *mut ApSlot,
-    pub(crate) count: usize,
+    /// By CPU index (slot 0, the BSP's, stays empty).
+    pub(crate) slots: &'static [ApSlot],
     pub(crate) idt: &'static Idt,
     pub(crate) entry: &'static (dyn Fn(&ApInfo) + Sync),
 }
 
-// SAFETY: the slots are written by the BSP before it publishes `ApShared` (spin::Once, with
-// release/acquire), then each AP touches only its own slot (and `phase`, atomically).
-unsafe impl Sync for ApShared {}
-// SAFETY: as above; the raw pointers are only dereferenced under that discipline.
-unsafe impl Send for ApShared {}
-
 pub(crate) static SHARED: spin::Once<ApShared> = spin::Once::new();
-
-impl ApShared {
-    pub(crate) fn slot(&self, index: usize) -> &'static ApSlot {
-        assert!(index < self.count, "CPU index {index} has no hosted slot");
-        // SAFETY: `slots` has `count` initialised entries that live forever (bump memory).
-        unsafe { &*self.slots.add(index) }
-    }
-}
 
 /// The `CpuData::entry` of every hosted AP.
 pub(crate) fn hosted_ap_entry(cpu: &'static CpuData) -> ! {
     let shared = SHARED
         .get()
         .expect("hosted bring-up publishes its state first");
-    let slot = shared.slot(cpu.index as usize);
-    // SAFETY: the tables are this AP's own zeroed, never-freed memory; installed once, here.
-    CpuTables::install(unsafe { &mut *slot.tables }, slot.ist_tops);
+    let slot = &shared.slots[cpu.index as usize];
+    let tables = slot.tables.lock().take();
+    let tables = tables.expect("an AP's slot holds its tables until it installs them");
+    CpuTables::install(tables, slot.ist_tops);
     shared.idt.load();
     // FS base is this AP's TLS thread pointer (or 0): no code on this CPU relies on another.
     FsBase::write(VirtAddr::new(slot.fs_base));

@@ -39,13 +39,13 @@ use crate::arch::x86_64::idt::Idt;
 use crate::arch::x86_64::tsc::{self, Tsc};
 use crate::boot::lowmem::NoLowPage;
 use crate::boot::{
-    memory_needed, start_aps, BringupError, BringupPlan, Budget, CpuState, StartConfig,
+    memory_needed, start_aps, BringupError, BringupPlan, Budget, CpuState, Host, StartConfig,
 };
 use crate::boot::{DelayPolicy, Strategy};
 use crate::heap::MIN_ARENA_SIZE;
 use crate::phys::PhysRange;
 use crate::tls::{self, TlsError, TlsTemplate};
-use ap::{ApShared, ApSlot, AP_STARTED, SHARED};
+use ap::{ApShared, ApSlot, SHARED};
 use bump::Bump;
 use host::HostedHost;
 
@@ -369,25 +369,11 @@ pub fn start_cpus(
     let host: &'static HostedHost =
         HOST.call_once(|| HostedHost::new(bump, phys, config.low_free, config.low_in_use));
     let slots = carve_ap_resources(host, &config, n)?;
-    let idt = host
-        .bump
-        .alloc_zeroed(core::mem::size_of::<Idt>(), 16)
-        .ok_or(oom("the AP IDT", 0, core::mem::size_of::<Idt>()))?
-        .as_ptr() as *mut Idt;
-    // SAFETY: room for one Idt just taken, 16-aligned, never freed: a 'static table.
-    let idt: &'static Idt = unsafe {
-        idt.write(Idt::new(
-            gdt::KERNEL_CS.0,
-            &crate::rt::vectors::ON_IST_STACKS,
-        ));
-        &*idt
-    };
-    SHARED.call_once(|| ApShared {
-        slots,
-        count: n,
-        idt,
-        entry,
-    });
+    let idt = Idt::new(gdt::KERNEL_CS.0, &crate::rt::vectors::ON_IST_STACKS);
+    let idt: &'static Idt =
+        host.alloc_value(idt, 16)
+            .ok_or(oom("the AP IDT", 0, size_of::<Idt>()))?;
+    SHARED.call_once(|| ApShared { slots, idt, entry });
 
     let plan = BringupPlan {
         apic_ids: ids,
@@ -434,6 +420,8 @@ fn oom(what: &'static str, cpu: usize, bytes: usize) -> HostedError {
     })
 }
 
+use core::mem::size_of;
+
 /// `bytes` zeroed, page-aligned bytes from the global allocator, never freed.
 fn take_memory(bytes: usize) -> Option<&'static mut [u8]> {
     let layout = core::alloc::Layout::from_size_align(bytes.max(1), 4096).ok()?;
@@ -450,69 +438,49 @@ fn carve_ap_resources(
     host: &'static HostedHost,
     config: &HostedConfig<'_>,
     n: usize,
-) -> Result<*mut ApSlot, HostedError> {
-    let slot_bytes = core::mem::size_of::<ApSlot>() * n;
-    let slots = host
-        .bump
-        .alloc_zeroed(slot_bytes, 64)
-        .ok_or(oom("the AP slots", 0, slot_bytes))?
-        .as_ptr() as *mut ApSlot;
+) -> Result<&'static [ApSlot], HostedError> {
     let tls_layout = match &config.tls {
         Some(t) => Some(tls::layout(&t.template, t.tcb_size).map_err(HostedError::Tls)?),
         None => None,
     };
-    for index in 0..n {
-        let (tables, ist_tops, fs_base) = if index == 0 {
-            (core::ptr::null_mut(), [0u64; 3], 0)
-        } else {
-            let mut ist_tops = [0u64; 3];
-            for top in ist_tops.iter_mut() {
-                let stack = host.bump.alloc_zeroed(IST_STACK_SIZE, 16).ok_or(oom(
-                    "an IST stack",
+    let no_slots = oom("the AP slots", 0, n * core::mem::size_of::<ApSlot>());
+    let slots = host.try_alloc_slice_with(n, 64, no_slots, |index| {
+        if index == 0 {
+            return Ok(ApSlot::new(None, [0; 3], 0));
+        }
+        let mut ist_tops = [0u64; 3];
+        for top in ist_tops.iter_mut() {
+            let stack = host.bump.alloc_zeroed(IST_STACK_SIZE, 16).ok_or(oom(
+                "an IST stack",
+                index,
+                IST_STACK_SIZE,
+            ))?;
+            *top = stack.as_ptr() as u64 + IST_STACK_SIZE as u64;
+        }
+        let tables = host.alloc_value(CpuTables::empty(), 16).ok_or(oom(
+            "descriptor tables",
+            index,
+            size_of::<CpuTables>(),
+        ))?;
+        let fs_base = match (&config.tls, &tls_layout) {
+            (Some(t), Some(layout)) => {
+                let area = host.alloc_slice_with(layout.size, 16, |_| 0u8).ok_or(oom(
+                    "a TLS block",
                     index,
-                    IST_STACK_SIZE,
+                    layout.size,
                 ))?;
-                *top = stack.as_ptr() as u64 + IST_STACK_SIZE as u64;
+                // SAFETY: FS base is the BSP's thread pointer, whose TCB (tcb_size bytes, the
+                // program vouches) is readable for the program's life.
+                let tcb = unsafe {
+                    let bsp_tp = x86_64::registers::model_specific::FsBase::read().as_u64();
+                    core::slice::from_raw_parts(bsp_tp as *const u8, t.tcb_size)
+                };
+                tls::init_area(area, &t.template, layout, tcb).map_err(HostedError::Tls)?
             }
-            let size = core::mem::size_of::<CpuTables>();
-            let tables = host
-                .bump
-                .alloc_zeroed(size, 16)
-                .ok_or(oom("descriptor tables", index, size))?
-                .as_ptr() as *mut CpuTables;
-            let fs_base = match (&config.tls, &tls_layout) {
-                (Some(t), Some(layout)) => {
-                    let area = host.bump.alloc_zeroed(layout.size, 16).ok_or(oom(
-                        "a TLS block",
-                        index,
-                        layout.size,
-                    ))?;
-                    // SAFETY: `layout.size` bytes just taken; FS base is the BSP's thread
-                    // pointer, whose TCB (tcb_size bytes, the program vouches) is readable.
-                    let (area, tcb) = unsafe {
-                        let bsp_tp = x86_64::registers::model_specific::FsBase::read().as_u64();
-                        (
-                            core::slice::from_raw_parts_mut(area.as_ptr(), layout.size),
-                            core::slice::from_raw_parts(bsp_tp as *const u8, t.tcb_size),
-                        )
-                    };
-                    tls::init_area(area, &t.template, layout, tcb).map_err(HostedError::Tls)?
-                }
-                _ => 0,
-            };
-            (tables, ist_tops, fs_base)
+            _ => 0,
         };
-        // SAFETY: slot `index` of the zeroed slot array taken above; written before any AP
-        // can read it (published through SHARED before the bring-up).
-        unsafe {
-            slots.add(index).write(ApSlot {
-                tables,
-                ist_tops,
-                fs_base,
-                phase: core::sync::atomic::AtomicU32::new(AP_STARTED),
-            })
-        };
-    }
+        Ok(ApSlot::new(Some(tables), ist_tops, fs_base))
+    })?;
     if let Some((heap, per_ap)) = config.heap.filter(|(_, per_ap)| *per_ap > 0) {
         let per_ap = per_ap.next_multiple_of(4096);
         if per_ap < MIN_ARENA_SIZE {

@@ -215,10 +215,7 @@ fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), Runti
         }
         *top = stack as u64 + IST_STACK_SIZE as u64;
     }
-    let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables {
-        gdt: x86_64::structures::gdt::GlobalDescriptorTable::new(),
-        tss: x86_64::structures::tss::TaskStateSegment::new(),
-    }));
+    let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables::empty()));
     let Some(local) = crate::cpu_local::block(me.index as usize) else {
         return Err(RuntimeError::NotBroughtUp);
     };

@@ -31,6 +31,14 @@ pub struct CpuTables {
 }
 
 impl CpuTables {
+    /// Tables to be filled by [`CpuTables::install`] on their CPU.
+    pub fn empty() -> CpuTables {
+        CpuTables {
+            gdt: GlobalDescriptorTable::new(),
+            tss: TaskStateSegment::new(),
+        }
+    }
+
     /// Fills `tables` (zeroed memory) with a GDT and a TSS whose IST 1..=3 point at
     /// `ist_tops`, then loads them on this CPU and reloads every segment register.
     pub fn install(tables: &'static mut CpuTables, ist_tops: [u64; 3]) {
