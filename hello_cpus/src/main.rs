@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use multicore::ap_println;
 use multicore::arch::x86_64::apic::ApicMode;
 use multicore::boot::{DelayPolicy, Strategy};
+use multicore::cpu_local::CpuRole;
 use multicore::hosted::{self, presets, ApInfo, HostedConfig, HostedHeap, TlsConfig, TscFrequency};
 use multicore::phys::PhysRange;
 
@@ -38,6 +39,8 @@ static FINISHED: AtomicU32 = AtomicU32::new(0);
 /// APs that panicked (reported, then halted).
 static PANICKED: AtomicU32 = AtomicU32::new(0);
 static SUM: AtomicU64 = AtomicU64::new(0);
+/// APs whose CPU-local identity was not their own.
+static MISIDENTIFIED: AtomicU32 = AtomicU32::new(0);
 
 fn main() {
     println!("hello_cpus: main runs on the BSP");
@@ -151,7 +154,17 @@ fn main() {
         GREETINGS.with(Cell::get)
     );
     ap_println!("hello_cpus: {}/{} CPUs online", report.online, report.cpus);
+    // Every CPU asked which CPU it is (multicore::cpu_local): each AP must have seen its own
+    // index as a hosted AP, the BSP (whose GS base is the host's) index 0 as the host's CPU.
+    let bsp = multicore::cpu_local::current().map(|c| (c.index(), c.role()));
+    let identities_ok =
+        bsp == Some((0, CpuRole::HostedBsp)) && MISIDENTIFIED.load(Ordering::Acquire) == 0;
+    ap_println!(
+        "hello_cpus: CPU identities: BSP {bsp:?}, {} AP(s) misidentified",
+        MISIDENTIFIED.load(Ordering::Acquire)
+    );
     let ok = report.failed.is_empty()
+        && identities_ok
         && finished == want
         && SUM.load(Ordering::Acquire) == expected_sum
         && GREETINGS.with(Cell::get) == 0
@@ -161,6 +174,10 @@ fn main() {
 
 /// Every AP's entry: greet, run main's closure, count it.
 fn ap_entry(cpu: &ApInfo, work: &dyn Fn(&ApInfo) -> u64) {
+    let me = multicore::cpu_local::current().map(|c| (c.index(), c.role()));
+    if me != Some((cpu.index, CpuRole::HostedAp)) || hosted::current_ap() != Some(cpu.index) {
+        MISIDENTIFIED.fetch_add(1, Ordering::AcqRel);
+    }
     ap_println!(
         "Hello World from CPU {} (APIC ID {})",
         cpu.index,
