@@ -1,4 +1,10 @@
-//! What a run must have printed: pure checks over the serial text, unit-tested on samples.
+//! The one judge: what a run must have shown, for the demo kernel and the stand-in host alike.
+//! Pure functions of the transcript ([`Outcome`]), unit-tested on samples.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::runner::Outcome;
 
 /// The local APIC mode the BSP line must report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,8 +15,8 @@ pub enum ApicMode {
     XApic,
 }
 
-/// A successful bring-up, as the serial output must show it.
-#[derive(Debug, Clone)]
+/// A successful bring-up of the demo kernel, as the serial output must show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootExpect {
     /// "Found N CPUs".
     pub found: u32,
@@ -19,9 +25,9 @@ pub struct BootExpect {
     /// The mode the BSP must report.
     pub apic_mode: ApicMode,
     /// "strategy=" in the bringup line.
-    pub strategy: &'static str,
+    pub strategy: String,
     /// "delays=" in the bringup line.
-    pub delays: &'static str,
+    pub delays: String,
 }
 
 /// The demo's runtime checks (kernel/src/checks.rs), each ending its line with ": ok".
@@ -37,12 +43,202 @@ pub const RUNTIME_CHECKS: &[&str] = &[
     "check mutual calls:",
 ];
 
-/// Lines every CPU line is judged by.
+/// A runtime check that cannot run in some bring-ups: the exact line it prints instead of its
+/// `: ok`, and in which bring-ups that is right. Anywhere else the line is a failure.
+struct RuntimeSkip {
+    check: &'static str,
+    line: &'static str,
+    why: &'static str,
+    applies: fn(&BootExpect) -> bool,
+}
+
+/// Every legitimate skip (kernel/src/checks.rs): two CPUs calling each other need two CPUs.
+const RUNTIME_SKIPS: &[RuntimeSkip] = &[RuntimeSkip {
+    check: "check mutual calls:",
+    line: "check mutual calls: skipped (one CPU)",
+    why: "it needs two CPUs and this bring-up starts one",
+    applies: |e| e.apic_ids.len() == 1,
+}];
+
+/// How QEMU must end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// It exits with this status: 33 or 35 through isa-debug-exit, 0 when Unikraft powers off.
+    Exit(i32),
+    /// The guest never exits (no exit device): the runner stops QEMU at the first serial line
+    /// containing this text, which must come.
+    StopAt(String),
+}
+
+/// One thing the serial output must show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The demo kernel's whole bring-up and every runtime check (see [`boot_problems`]).
+    Boot(BootExpect),
+    /// This text somewhere in the output.
+    Prints(String),
+    /// A line that is exactly this text, once.
+    Line(String),
+    /// This text nowhere in the output.
+    Absent(String),
+    /// "hello: timer ticked N times" with N at least this.
+    TimerTicked(u64),
+    /// "hello_cpus: timer interrupts on the BSP during the bring-up: N" with N at least this.
+    BringupTicks(u64),
+    /// "hello: main at 0x..." (or hello_cpus') within 16 MiB above this load base.
+    LoadedAt(u64),
+    /// "hello: STANDIN_LOWMEM_FREE=" exactly this.
+    LowFree(String),
+    /// "hello: CR3 0x...; physical: main 0x..., stack 0x..., a Box 0x..." laid out as the
+    /// program's memory is on Unikraft: code and stack above 1 MiB, the heap in a low frame
+    /// (between the dead boot stack and the legacy area).
+    UnikraftLayout,
+}
+
+/// Everything a run must show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// How QEMU ends.
+    pub ending: Ending,
+    /// What the serial output shows.
+    pub checks: Vec<Check>,
+}
+
+/// Everything wrong with a run (empty: it passed), `timeout` being the limit it ran with.
+pub fn problems(expect: &Expect, timeout: Duration, out: &Outcome) -> Vec<String> {
+    let mut problems = Vec::new();
+    if out.kvm_failure {
+        problems.push(out.kvm_failure_summary());
+    }
+    if out.timed_out() {
+        problems.push(format!("timed out after {} s", timeout.as_secs()));
+    }
+    match &expect.ending {
+        Ending::Exit(want) if out.exit != Some(*want) => {
+            let why = match want {
+                33 => " (isa-debug-exit success)",
+                35 => " (isa-debug-exit failure)",
+                _ => "",
+            };
+            problems.push(format!("exit status {:?}, want {want}{why}", out.exit));
+        }
+        Ending::Exit(_) => {}
+        Ending::StopAt(line) if !out.stopped() => {
+            problems.push(format!("no line with `{line}` came"))
+        }
+        Ending::StopAt(_) => {}
+    }
+    for check in &expect.checks {
+        problems.extend(check_problems(check, &out.serial));
+    }
+    problems
+}
+
+fn check_problems(check: &Check, serial: &str) -> Vec<String> {
+    let one = |problem: Option<String>| problem.into_iter().collect();
+    match check {
+        Check::Boot(expect) => boot_problems(serial, expect),
+        Check::Prints(text) => one((!serial.contains(text.as_str()))
+            .then(|| format!("expected output containing `{text}`"))),
+        Check::Line(line) => one((count_lines(serial, line) != 1)
+            .then(|| format!("expected the line `{line}` exactly once"))),
+        Check::Absent(text) => one(serial
+            .contains(text.as_str())
+            .then(|| format!("printed `{text}`"))),
+        Check::TimerTicked(min) => one(at_least(
+            rest_of_line(serial, "hello: timer ticked ")
+                .and_then(|rest| rest.split(' ').next()?.parse().ok()),
+            *min,
+            "the timer ticked {n} times during the busy loop",
+            "no `hello: timer ticked N times` line",
+        )),
+        Check::BringupTicks(min) => one(at_least(
+            rest_of_line(
+                serial,
+                "hello_cpus: timer interrupts on the BSP during the bring-up: ",
+            )
+            .and_then(|rest| rest.trim().parse().ok()),
+            *min,
+            "{n} timer interrupts during the bring-up",
+            "no `timer interrupts ... during the bring-up` line",
+        )),
+        Check::LoadedAt(base) => one(
+            match hex_after(serial, "hello: main at ")
+                .or_else(|| hex_after(serial, "hello_cpus: main at "))
+            {
+                Some(main) if (*base..base + (16 << 20)).contains(&main) => None,
+                Some(main) => Some(format!(
+                    "main at {main:#x}, want it within 16 MiB above the load base {base:#x}"
+                )),
+                None => Some("no `hello: main at 0x...` line".into()),
+            },
+        ),
+        Check::LowFree(ranges) => {
+            let line = format!("hello: STANDIN_LOWMEM_FREE={ranges}");
+            one((!serial.lines().any(|l| l == line)).then(|| format!("missing the line `{line}`")))
+        }
+        Check::UnikraftLayout => one(unikraft_layout_problem(serial)),
+    }
+}
+
+/// `None` if `found` is at least `min`; else what is wrong (`{n}` in `low` is the count).
+fn at_least(found: Option<u64>, min: u64, low: &str, absent: &str) -> Option<String> {
+    match found {
+        Some(n) if n >= min => None,
+        Some(n) => Some(format!(
+            "{}, want at least {min}",
+            low.replace("{n}", &n.to_string())
+        )),
+        None => Some(absent.to_string()),
+    }
+}
+
+/// The rest of the first line that starts with `prefix`.
+fn rest_of_line<'a>(serial: &'a str, prefix: &str) -> Option<&'a str> {
+    serial.lines().find_map(|l| l.strip_prefix(prefix))
+}
+
+/// The hexadecimal number (`0x` optional) right after `prefix` on the first line that has it.
+fn hex_after(serial: &str, prefix: &str) -> Option<u64> {
+    let rest = serial.lines().find_map(|l| l.split(prefix).nth(1))?;
+    let digits: String = rest
+        .trim_start_matches("0x")
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&digits, 16).ok()
+}
+
+fn unikraft_layout_problem(serial: &str) -> Option<String> {
+    use standin_core::layout::{LEGACY_AREA_START, LOW_FRAMES_START, ONE_MIB};
+    let low = LOW_FRAMES_START..LEGACY_AREA_START;
+    let line = serial
+        .lines()
+        .find(|l| l.starts_with("hello: CR3 ") && l.contains("; physical: "))
+        .unwrap_or("");
+    let at = |what: &str| hex_after(line, what);
+    match (at("main "), at("stack "), at("a Box ")) {
+        (Some(main), Some(stack), Some(heap))
+            if main >= ONE_MIB && stack >= ONE_MIB && low.contains(&heap) =>
+        {
+            None
+        }
+        (Some(main), Some(stack), Some(heap)) => Some(format!(
+            "main at physical {main:#x}, stack {stack:#x}, a Box {heap:#x}: want code and stack above 1 MiB, the heap in a low frame ({:#x}-{:#x})",
+            low.start, low.end
+        )),
+        _ => Some(
+            "no `hello: CR3 ...; physical: main 0x..., stack 0x..., a Box 0x...` line".into(),
+        ),
+    }
+}
+
+/// How many lines are exactly `wanted` (trailing white space ignored).
 fn count_lines(serial: &str, wanted: &str) -> usize {
     serial.lines().filter(|l| l.trim_end() == wanted).count()
 }
 
-/// Checks a successful bring-up; returns every problem found.
+/// Checks a successful bring-up of the demo kernel; returns every problem found.
 pub fn boot_problems(serial: &str, expect: &BootExpect) -> Vec<String> {
     let mut problems = Vec::new();
     let mut need_line = |line: String| {
@@ -105,14 +301,7 @@ pub fn boot_problems(serial: &str, expect: &BootExpect) -> Vec<String> {
             }
         }
     }
-    for check in RUNTIME_CHECKS {
-        let ok = serial
-            .lines()
-            .any(|l| l.starts_with(check) && (l.ends_with(": ok") || l.contains("skipped")));
-        if !ok {
-            problems.push(format!("expected a line `{check}...: ok`"));
-        }
-    }
+    problems.extend(runtime_problems(serial, expect));
     problems.extend(
         serial
             .lines()
@@ -122,18 +311,43 @@ pub fn boot_problems(serial: &str, expect: &BootExpect) -> Vec<String> {
     problems
 }
 
-/// Lines (substrings) that must appear.
-pub fn missing(serial: &str, needles: &[String]) -> Vec<String> {
-    needles
-        .iter()
-        .filter(|n| !serial.contains(n.as_str()))
-        .map(|n| format!("expected output containing `{n}`"))
-        .collect()
+/// Each runtime check must end its line with `: ok`, or, where it cannot run in this
+/// bring-up, print exactly its skip line. A skip anywhere else is a failure.
+fn runtime_problems(serial: &str, expect: &BootExpect) -> Vec<String> {
+    let mut problems = Vec::new();
+    for check in RUNTIME_CHECKS {
+        let lines: Vec<&str> = serial.lines().filter(|l| l.starts_with(check)).collect();
+        let skip = RUNTIME_SKIPS
+            .iter()
+            .find(|s| s.check == *check && (s.applies)(expect));
+        match skip {
+            Some(skip) if !lines.iter().any(|l| l.trim_end() == skip.line) => {
+                problems.push(format!("expected the line `{}` ({})", skip.line, skip.why))
+            }
+            Some(_) => {}
+            None if lines.iter().any(|l| l.ends_with(": ok")) => {}
+            None => problems.push(match lines.iter().find(|l| l.contains("skipped")) {
+                Some(line) => format!("`{line}`: this check may not skip in this bring-up"),
+                None => format!("expected a line `{check}...: ok`"),
+            }),
+        }
+    }
+    problems
+}
+
+impl fmt::Display for ApicMode {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            ApicMode::X2Apic => "x2apic",
+            ApicMode::XApic => "xapic",
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::Ended;
 
     const GOOD: &str = "Rust Multicore Boot Starting...
 x2APIC enabled on BSP
@@ -164,8 +378,17 @@ All checks passed
             found: 3,
             apic_ids: vec![0, 1, 4],
             apic_mode: ApicMode::X2Apic,
-            strategy: "parallel",
-            delays: "fast",
+            strategy: "parallel".into(),
+            delays: "fast".into(),
+        }
+    }
+
+    pub(crate) fn outcome(serial: &str, exit: Option<i32>, ended: Ended) -> Outcome {
+        Outcome {
+            serial: serial.into(),
+            exit,
+            ended: Some(ended),
+            ..Outcome::default()
         }
     }
 
@@ -198,5 +421,88 @@ All checks passed
         assert!(!boot_problems(&bad, &expect()).is_empty());
         let bad = GOOD.replace("check timer: ...: ok", "check timer: late");
         assert_eq!(boot_problems(&bad, &expect()).len(), 1);
+    }
+
+    #[test]
+    fn a_runtime_check_skips_only_where_it_must_and_with_its_reason() {
+        // Three CPUs: no check may skip, whatever the reason given.
+        for skipped in [
+            "check mutual calls: skipped (one CPU)",
+            "check timer: skipped (no TSC-deadline)",
+        ] {
+            let check = skipped.split(" skipped").next().unwrap();
+            let line = GOOD.lines().find(|l| l.starts_with(check)).unwrap();
+            let bad = GOOD.replace(line, skipped);
+            assert_eq!(
+                boot_problems(&bad, &expect()),
+                vec![format!(
+                    "`{skipped}`: this check may not skip in this bring-up"
+                )]
+            );
+        }
+        // One CPU: the mutual calls must skip, saying why, and nothing else may.
+        let one = "Rust Multicore Boot Starting...
+x2APIC enabled on BSP
+Found 1 CPUs
+All CPUs started!
+bringup: cpus=1 online=1 time_us=3 strategy=parallel delays=fast
+check heap: 1 CPUs ...: ok
+check cross-call: ...: ok
+check ipi wake: woke 0/0 halted CPUs in 1 us: ok
+check lock spin: ...: ok
+check lock ticket: ...: ok
+check lock rwlock: ...: ok
+check lock irq-safe: ...: ok
+check timer: ...: ok
+check mutual calls: skipped (one CPU)
+All checks passed
+";
+        let alone = BootExpect {
+            found: 1,
+            apic_ids: vec![0],
+            ..expect()
+        };
+        assert_eq!(boot_problems(one, &alone), Vec::<String>::new());
+        let other_reason = one.replace("skipped (one CPU)", "skipped (no peer)");
+        assert_eq!(
+            boot_problems(&other_reason, &alone),
+            vec!["expected the line `check mutual calls: skipped (one CPU)` (it needs two CPUs and this bring-up starts one)".to_string()]
+        );
+        let timer = one.replace("check timer: ...: ok", "check timer: skipped (one CPU)");
+        assert_eq!(boot_problems(&timer, &alone).len(), 1);
+    }
+
+    #[test]
+    fn exact_lines_and_endings() {
+        let serial = "Found 2 CPUs\n6 disabled CPU entries ignored\n";
+        let line = |l: &str| Check::Line(l.into());
+        assert!(check_problems(&line("6 disabled CPU entries ignored"), serial).is_empty());
+        // The old expectation `6 ` matched any line with a 6 and a space in it.
+        assert!(!check_problems(&line("16 disabled CPU entries ignored"), serial).is_empty());
+        assert!(!check_problems(&line("6 disabled CPU entries"), serial).is_empty());
+        let doubled = format!("{serial}6 disabled CPU entries ignored\n");
+        assert!(!check_problems(&line("6 disabled CPU entries ignored"), &doubled).is_empty());
+
+        let stop = Expect {
+            ending: Ending::StopAt("bringup:".into()),
+            checks: vec![Check::Prints("Found 2".into())],
+        };
+        let limit = Duration::from_secs(60);
+        assert!(problems(&stop, limit, &outcome(serial, None, Ended::Stopped)).is_empty());
+        assert_eq!(
+            problems(&stop, limit, &outcome(serial, None, Ended::TimedOut)),
+            ["timed out after 60 s", "no line with `bringup:` came"]
+        );
+        let exit = Expect {
+            ending: Ending::Exit(35),
+            checks: vec![Check::Absent("PANIC".into())],
+        };
+        assert_eq!(
+            problems(&exit, limit, &outcome("PANIC\n", Some(33), Ended::Exited)),
+            [
+                "exit status Some(33), want 35 (isa-debug-exit failure)",
+                "printed `PANIC`"
+            ]
+        );
     }
 }

@@ -16,6 +16,7 @@ mod cases;
 mod check;
 mod linux_guest;
 mod qemu;
+mod runner;
 mod standin;
 
 use std::process::ExitCode;
@@ -156,11 +157,14 @@ fn run(args: &[String]) -> Result<(), String> {
         other => return Err(format!("--accel must be auto, kvm or tcg, not `{other}`")),
     };
     let image = if pvh { &images.pvh } else { &images.multiboot };
-    let mut cmd = qemu.base_command(accel, &machine, image);
-    cmd.args(["-smp", &smp]);
-    if !append.is_empty() {
-        cmd.args(["-append", &append]);
-    }
+    let mut cmd = qemu.command(&qemu::Boot {
+        accel,
+        machine: &machine,
+        kernel: image,
+        smp: &smp,
+        initrd: None,
+        append: &append,
+    });
     if gdb {
         cmd.args(["-s", "-S"]);
         eprintln!("QEMU waits for gdb on localhost:1234. In another terminal:");
@@ -176,13 +180,12 @@ fn run(args: &[String]) -> Result<(), String> {
         qemu.version_string(),
         accel.name()
     );
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start {}: {e}", qemu.binary))?;
-    match status.code() {
+    let out = runner::run(cmd, &runner::Watch::new(runner::INTERACTIVE_TIMEOUT).echo())?;
+    match out.exit {
         Some(33) => Ok(()),
         Some(35) => Err("the kernel reported a failure (isa-debug-exit 0x11)".into()),
         Some(code) => Err(format!("QEMU exited with status {code}")),
+        None if out.timed_out() => Err("QEMU was stopped after 24 hours".into()),
         None => Err("QEMU was killed by a signal".into()),
     }
 }

@@ -1,10 +1,8 @@
-//! Finding QEMU and KVM, building QEMU command lines, and running QEMU with a hard timeout.
+//! Finding QEMU and KVM, and the command line every run shares (runs go through
+//! crate::runner).
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// The accelerator a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,119 +105,41 @@ impl Qemu {
         cmd.arg("-kernel").arg(image);
         cmd
     }
+
+    /// [`Qemu::base_command`] booting `boot`: with its `-smp`, its initrd and its command line.
+    pub fn command(&self, boot: &Boot) -> Command {
+        let mut cmd = self.base_command(boot.accel, boot.machine, boot.kernel);
+        cmd.args(["-smp", boot.smp]);
+        if let Some(initrd) = boot.initrd {
+            cmd.arg("-initrd").arg(initrd);
+        }
+        if !boot.append.is_empty() {
+            cmd.args(["-append", boot.append]);
+        }
+        cmd
+    }
+}
+
+/// What a run boots, and how (see [`Qemu::command`]).
+pub struct Boot<'a> {
+    /// The accelerator.
+    pub accel: Accel,
+    /// `-M`.
+    pub machine: &'a str,
+    /// `-kernel`.
+    pub kernel: &'a Path,
+    /// `-smp`.
+    pub smp: &'a str,
+    /// `-initrd`, if any.
+    pub initrd: Option<&'a Path>,
+    /// `-append`, left out when empty.
+    pub append: &'a str,
 }
 
 fn parse_version(text: &str) -> Option<(u32, u32)> {
     let rest = text.split("version ").nth(1)?;
     let mut parts = rest.split(|c: char| !c.is_ascii_digit());
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-/// What a QEMU run produced.
-pub struct Outcome {
-    /// Serial output (stdout).
-    pub serial: String,
-    /// Each serial line with the time since QEMU was started when the runner read it.
-    pub timed_lines: Vec<(Duration, String)>,
-    /// QEMU's own messages (stderr).
-    pub stderr: String,
-    /// Exit status, `None` if killed.
-    pub exit: Option<i32>,
-    /// Killed because the timeout passed.
-    pub timed_out: bool,
-    /// Killed on purpose after `stop_after` was printed.
-    pub stopped: bool,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-/// Runs `cmd` (stdin closed), killing it after `timeout`, or as soon as a serial line
-/// contains `stop_after` (for runs without isa-debug-exit, whose kernel halts forever).
-pub fn run(cmd: Command, timeout: Duration, stop_after: Option<&str>) -> Result<Outcome, String> {
-    run_until(cmd, timeout, &|line| {
-        stop_after.is_some_and(|s| line.contains(s))
-    })
-}
-
-/// [`run`] with any stop condition: QEMU is killed as soon as `stop` accepts a serial line
-/// (e.g. a Linux guest's success line or a line that says the boot is doomed).
-pub fn run_until(
-    mut cmd: Command,
-    timeout: Duration,
-    stop: &dyn Fn(&str) -> bool,
-) -> Result<Outcome, String> {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start QEMU: {e}"))?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n') {
-            let Ok(line) = line else { break };
-            if tx
-                .send(String::from_utf8_lossy(&line).into_owned())
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut serial = String::new();
-    let mut timed_lines = Vec::new();
-    let mut timed_out = false;
-    let mut stopped = false;
-    loop {
-        let left = timeout.saturating_sub(start.elapsed());
-        match rx.recv_timeout(left.max(Duration::from_millis(1))) {
-            Ok(line) => {
-                let hit = stop(&line);
-                let line = line.trim_end_matches('\r').to_string();
-                serial.push_str(&line);
-                serial.push('\n');
-                timed_lines.push((start.elapsed(), line));
-                if hit {
-                    stopped = true;
-                    let _ = child.kill();
-                    break;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if start.elapsed() >= timeout {
-                    timed_out = true;
-                    let _ = child.kill();
-                    break;
-                }
-            }
-        }
-    }
-    let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
-    // Collect what the reader still had queued after the kill.
-    let _ = reader.join();
-    for line in rx.try_iter() {
-        serial.push_str(line.trim_end_matches('\r'));
-        serial.push('\n');
-    }
-    let stderr = err_reader.join().unwrap_or_default();
-    Ok(Outcome {
-        serial,
-        timed_lines,
-        stderr,
-        exit: status.code(),
-        timed_out,
-        stopped,
-        elapsed: start.elapsed(),
-    })
 }
 
 #[cfg(test)]

@@ -62,6 +62,15 @@ pub fn parse_sample(lines: &[(Duration, String)], cpus: u32) -> Result<Sample, S
     })
 }
 
+/// `value / base` with one decimal, for the tables' "×" columns; "–" without a base.
+pub fn ratio(value: u64, base: u64) -> String {
+    if base > 0 {
+        format!("{:.1}", value as f64 / base as f64)
+    } else {
+        "–".into()
+    }
+}
+
 pub fn median_u64(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
@@ -99,11 +108,7 @@ pub fn render(qemu: &Qemu, points: &[Point], boots: usize) -> String {
         let bring: Vec<u64> = p.samples.iter().map(|x| x.bringup_us).collect();
         let floor = median_u64(p.samples.iter().map(|x| x.floor_us).collect());
         let median = median_u64(bring.clone());
-        let ratio = if floor > 0 {
-            format!("{:.1}", median as f64 / floor as f64)
-        } else {
-            "–".into()
-        };
+        let ratio = ratio(median, floor);
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} |",

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::bringup;
-use crate::qemu::{self, Accel, Qemu};
+use crate::qemu::{Accel, Boot, Qemu};
+use crate::runner::{self, Watch};
 use crate::standin::{self, Artifacts};
 
 /// Which kernel a figure is from.
@@ -80,7 +81,6 @@ pub fn measure(
             })
         })
         .collect();
-    let machine = ["-m", "953M", "-cpu", "max,-pmu"];
     for boot in 0..boots {
         for point in &mut points {
             eprint!(
@@ -92,11 +92,16 @@ pub fn measure(
             let n = point.cpus;
             let us = match point.kernel {
                 Kernel::Demo => {
-                    let mut cmd = qemu.base_command(Accel::Tcg, "pc", demo);
-                    cmd.args(machine);
-                    cmd.args(["-smp", &n.to_string()]);
-                    cmd.args(["-append", "bringup=parallel delays=fast bench=floor"]);
-                    let out = qemu::run(cmd, Duration::from_secs(180), None)?;
+                    let mut cmd = qemu.command(&Boot {
+                        accel: Accel::Tcg,
+                        machine: "pc",
+                        kernel: demo,
+                        smp: &n.to_string(),
+                        initrd: None,
+                        append: "bringup=parallel delays=fast bench=floor",
+                    });
+                    cmd.args(standin::UNIKRAFT_MACHINE);
+                    let out = runner::run(cmd, &Watch::new(Duration::from_secs(180)))?;
                     if out.exit != Some(33) {
                         return Err(format!("demo kernel -smp {n}: exit {:?}", out.exit));
                     }
@@ -110,7 +115,7 @@ pub fn measure(
                     } else {
                         (
                             ukbase.clone().expect("only with UKBASE"),
-                            r#"vfs.fstab=[ "initrd0:/:extract:::" ]"#,
+                            standin::UNIKRAFT_FSTAB,
                         )
                     };
                     let artifacts = Artifacts {
@@ -126,8 +131,8 @@ pub fn measure(
                         options,
                         &["/hello_cpus"],
                     );
-                    cmd.args(machine);
-                    let run = standin::watch(cmd, Duration::from_secs(180), false)?;
+                    cmd.args(standin::UNIKRAFT_MACHINE);
+                    let run = runner::run(cmd, &Watch::new(Duration::from_secs(180)))?;
                     let online = format!("hello_cpus: {n}/{n} CPUs online");
                     match hosted_us(&run.serial) {
                         Some(us) if run.serial.contains(&online) => us,
@@ -176,11 +181,7 @@ pub fn render(points: &[HostedPoint], boots: usize) -> String {
             .find(|d| d.kernel == Kernel::Demo && d.cpus == p.cpus)
             .map(|d| bringup::median_u64(d.samples_us.clone()))
             .unwrap_or(0);
-        let ratio = if demo > 0 {
-            format!("{:.1}", median as f64 / demo as f64)
-        } else {
-            "–".into()
-        };
+        let ratio = bringup::ratio(median, demo);
         let _ = writeln!(
             s,
             "| {} | {} | {} | {median} | {} | {ratio} |",

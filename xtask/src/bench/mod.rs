@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use crate::build;
 use crate::linux_guest;
-use crate::qemu::{self, Accel, Qemu};
+use crate::qemu::{Accel, Boot, Qemu};
+use crate::runner::{self, Watch};
 use bringup::Point;
 use runtime::RuntimeBoot;
 
@@ -191,16 +192,18 @@ fn bring_up(
             // of the same boot ends the run.
             let mut attempt = 0;
             loop {
-                let mut cmd = qemu.base_command(point.accel, "microvm", image);
-                cmd.args(["-smp", &point.cpus.to_string()]);
-                cmd.args([
-                    "-append",
-                    &format!(
+                let cmd = qemu.command(&Boot {
+                    accel: point.accel,
+                    machine: "microvm",
+                    kernel: image,
+                    smp: &point.cpus.to_string(),
+                    initrd: None,
+                    append: &format!(
                         "bringup={} delays={} bench=floor",
                         point.strategy, point.delays
                     ),
-                ]);
-                let out = qemu::run(cmd, Duration::from_secs(180), None)?;
+                });
+                let out = runner::run(cmd, &Watch::new(Duration::from_secs(180)))?;
                 let sample = if out.exit == Some(33) {
                     bringup::parse_sample(&out.timed_lines, point.cpus)
                 } else {
@@ -258,16 +261,22 @@ fn runtime_boots(
                 "\rbench: runtime latencies and throughputs, {} -smp {cpus}                    ",
                 accel.name()
             );
-            let mut cmd = qemu.base_command(accel, "microvm", image);
-            cmd.args(["-smp", &cpus.to_string(), "-append", "bench=runtime"]);
-            let out = qemu::run(cmd, Duration::from_secs(900), None)?;
+            let cmd = qemu.command(&Boot {
+                accel,
+                machine: "microvm",
+                kernel: image,
+                smp: &cpus.to_string(),
+                initrd: None,
+                append: "bench=runtime",
+            });
+            let out = runner::run(cmd, &Watch::new(Duration::from_secs(900)))?;
             let parsed = if out.exit == Some(33) {
                 RuntimeBoot::parse(accel, cpus, &out.serial)
             } else {
                 Err(format!(
                     "exit status {:?}{}",
                     out.exit,
-                    if out.timed_out { ", timed out" } else { "" }
+                    if out.timed_out() { ", timed out" } else { "" }
                 ))
             };
             match parsed {

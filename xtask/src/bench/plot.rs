@@ -85,7 +85,7 @@ fn bringup_csv(points: &[Point]) -> String {
     s
 }
 
-/// Linux's best configuration per N (it runs under TCG only, see linux_guest.rs).
+/// Linux's best configuration per N (it runs under TCG only, see linux_guest/mod.rs).
 fn linux_csv(rows: &[LinuxRow]) -> String {
     let mut s = String::from("accel,cpus,kernel,config,median_ms\n");
     for (cpus, row) in linux_guest::best(rows) {

@@ -2,7 +2,48 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{build_c_example, build_program, HELLO_PACKAGE};
 use crate::build;
+
+/// What an initrd holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initrd {
+    /// The hello program as /standin_hello.
+    Hello,
+    /// No -initrd at all.
+    Absent,
+    /// A text file as /standin_hello.
+    NotElf,
+    /// A dynamically linked ELF (PT_INTERP) as /standin_hello.
+    Dynamic,
+    /// The example of the multicore library as /hello_cpus.
+    HelloCpus,
+    /// The C example (capi/example) as /hello_cpus_c.
+    HelloC,
+}
+
+/// Builds what `kind` holds and writes it as an initrd; `None` for [`Initrd::Absent`].
+pub fn build_initrd(kind: Initrd) -> Result<Option<PathBuf>, String> {
+    let hello = |file: &str, data: &[u8]| write_initrd(file, &[(HELLO_PACKAGE, data)]);
+    let path = match kind {
+        Initrd::Absent => return Ok(None),
+        Initrd::Hello => {
+            let program = build_program(HELLO_PACKAGE, HELLO_PACKAGE)?;
+            hello("hello.cpio", &read(&program)?)?
+        }
+        Initrd::NotElf => hello("not-elf.cpio", b"#!/bin/sh\necho hello\n")?,
+        Initrd::Dynamic => hello("dynamic.cpio", &dynamic_elf())?,
+        Initrd::HelloCpus => {
+            make_initrd(&build_program("hello_cpus", "hello_cpus")?, "hello_cpus")?
+        }
+        Initrd::HelloC => make_initrd(&build_c_example()?, "hello_cpus_c")?,
+    };
+    Ok(Some(path))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
 
 /// A cpio "newc" archive of regular files (mode 0755) and its trailer
 /// (`standin_core::cpio::archive`, the format the stand-in host reads).
@@ -34,8 +75,7 @@ pub fn write_initrd(file_name: &str, files: &[(&str, &[u8])]) -> Result<PathBuf,
 /// An initrd holding the program at `program`, named `name` in the archive (run it as
 /// `/name`); written next to the other initrds as `name.cpio`.
 pub fn make_initrd(program: &Path, name: &str) -> Result<PathBuf, String> {
-    let bytes = std::fs::read(program).map_err(|e| format!("{}: {e}", program.display()))?;
-    write_initrd(&format!("{name}.cpio"), &[(name, &bytes)])
+    write_initrd(&format!("{name}.cpio"), &[(name, &read(program)?)])
 }
 
 /// A tiny dynamically linked ELF: a header, PT_INTERP naming musl's loader, one PT_LOAD. Only

@@ -1,7 +1,8 @@
 //! The stand-in host (issue 6): a small ring-0 kernel of our own that behaves like a Unikraft
 //! kernel built without SMP (standin/), and the Linux programs it runs (musl static-pie, from a
-//! cpio initrd). This module builds both, writes the initrd, makes the QEMU command line, runs
-//! `cargo xtask standin`, and runs the `standin-*` QEMU test cases declared in cases.rs.
+//! cpio initrd). This module builds both, writes the initrd, makes the QEMU command line and
+//! runs `cargo xtask standin`; its QEMU test cases are rows of the one matrix
+//! (crate::cases, kernel `standin:...` and `unikraft:...`).
 //!
 //! ```text
 //! cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg]
@@ -15,22 +16,18 @@
 //! KVM cannot run the program (a nested KVM that emulates ring-0 code stops at the first SSE
 //! instruction with "KVM internal error ... emulation failure").
 
-mod cases;
 mod initrd;
 mod programs;
-mod watch;
 
-pub use cases::{run_cases, Case, Check, Initrd, UKBASE};
-pub use initrd::{dynamic_elf, make_initrd, write_initrd};
+pub use initrd::{build_initrd, make_initrd, Initrd};
 pub use programs::{build_c_example, build_host, build_program};
-pub use watch::watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use crate::build;
-use crate::qemu::{Accel, Qemu};
+use crate::qemu::{Accel, Boot, Qemu};
+use crate::runner::{self, Watch};
 
 /// The stand-in host's package (and binary).
 pub const HOST_PACKAGE: &str = "standin_host";
@@ -38,8 +35,32 @@ pub const HOST_PACKAGE: &str = "standin_host";
 pub const HELLO_PACKAGE: &str = "standin_hello";
 /// The target programs are built for.
 pub const PROGRAM_TARGET: &str = "x86_64-unknown-linux-musl";
-/// What QEMU prints (stderr) when KVM cannot emulate a guest instruction.
-pub(crate) const KVM_FAILURE: &str = "KVM internal error";
+/// The environment variable naming the Unikraft base kernel for the `unikraft-*` cases.
+pub const UKBASE: &str = "UKBASE";
+
+/// What the `unikraft-*` cases say when `UKBASE` is not set.
+pub const UKBASE_MISSING: &str = "UKBASE is not set: these cases boot the real Unikraft 0.20 base kernel (no SMP); get it as docs/hosted.md says (\"On the real Unikraft kernel\") and run with UKBASE=<path to the kernel file>";
+
+/// What Unikraft prints when it crashes; a run on it fails if this appears.
+pub const UNIKRAFT_CRASH: &str = "Unikraft Crash";
+
+/// The Unikraft options that extract the initrd as the root file system (`vfs.fstab`).
+pub const UNIKRAFT_FSTAB: &str = r#"vfs.fstab=[ "initrd0:/:extract:::" ]"#;
+
+/// The QEMU arguments of the setting measured on Unikraft (after the shared ones).
+pub const UNIKRAFT_MACHINE: [&str; 4] = ["-m", "953M", "-cpu", "max,-pmu"];
+
+/// The Unikraft kernel `UKBASE` names.
+pub fn ukbase() -> Result<PathBuf, String> {
+    let path = std::env::var_os(UKBASE)
+        .map(PathBuf::from)
+        .ok_or_else(|| UKBASE_MISSING.to_string())?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{UKBASE}={}: no such file", path.display()))
+    }
+}
 
 pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -75,13 +96,14 @@ pub fn qemu_command(
     host_options: &str,
     argv: &[&str],
 ) -> Command {
-    let mut cmd = qemu.base_command(accel, machine, &artifacts.host);
-    cmd.args(["-smp", &smp.to_string()]);
-    if let Some(initrd) = &artifacts.initrd {
-        cmd.arg("-initrd").arg(initrd);
-    }
-    cmd.args(["-append", &append_line(host_options, argv)]);
-    cmd
+    qemu.command(&Boot {
+        accel,
+        machine,
+        kernel: &artifacts.host,
+        smp: &smp.to_string(),
+        initrd: artifacts.initrd.as_deref(),
+        append: &append_line(host_options, argv),
+    })
 }
 
 /// The host's command line: options, `--`, the program's argv.
@@ -192,7 +214,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             &host_options,
             &argv,
         );
-        let out = watch(cmd, Duration::from_secs(24 * 3600), true)?;
+        let out = runner::run(cmd, &Watch::new(runner::INTERACTIVE_TIMEOUT).echo())?;
         if out.kvm_failure && i + 1 < accels.len() {
             eprintln!(
                 "\nKVM cannot run this here: {}.\nFalling back to TCG.\n",
@@ -218,33 +240,37 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// on the console is a failure.
 fn run_on_unikraft(
     qemu: &Qemu,
-    initrd: &std::path::Path,
+    initrd: &Path,
     bin: &str,
     smp: u32,
     args: &[String],
 ) -> Result<(), String> {
-    let kernel = std::env::var_os(cases::UKBASE)
-        .map(PathBuf::from)
-        .ok_or_else(|| cases::UKBASE_MISSING.to_string())?;
     let path = format!("/{bin}");
     let argv: Vec<&str> = std::iter::once(path.as_str())
         .chain(args.iter().map(String::as_str))
         .collect();
     let artifacts = Artifacts {
-        host: kernel,
+        host: ukbase()?,
         initrd: Some(initrd.to_path_buf()),
     };
-    let options = r#"vfs.fstab=[ "initrd0:/:extract:::" ]"#;
     eprintln!(
         "booting {} with {path} on QEMU {} (TCG, -M pc -cpu max,-pmu -m 953M, -smp {smp}), -append '{}'",
         artifacts.host.display(),
         qemu.version_string(),
-        append_line(options, &argv)
+        append_line(UNIKRAFT_FSTAB, &argv)
     );
-    let mut cmd = qemu_command(qemu, Accel::Tcg, "pc", smp, &artifacts, options, &argv);
-    cmd.args(["-m", "953M", "-cpu", "max,-pmu"]);
-    let out = watch(cmd, Duration::from_secs(24 * 3600), true)?;
-    if out.serial.contains("Unikraft Crash") {
+    let mut cmd = qemu_command(
+        qemu,
+        Accel::Tcg,
+        "pc",
+        smp,
+        &artifacts,
+        UNIKRAFT_FSTAB,
+        &argv,
+    );
+    cmd.args(UNIKRAFT_MACHINE);
+    let out = runner::run(cmd, &Watch::new(runner::INTERACTIVE_TIMEOUT).echo())?;
+    if out.serial.contains(UNIKRAFT_CRASH) {
         return Err("the Unikraft kernel crashed".into());
     }
     match out.exit {
