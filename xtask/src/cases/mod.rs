@@ -38,7 +38,7 @@ pub enum Kernel {
 /// One boot of the matrix, for this QEMU.
 #[derive(Debug, Clone)]
 pub struct Case {
-    /// "pc -smp 1 [KVM]".
+    /// `pc -smp 1 [KVM]`.
     pub name: String,
     /// The accelerator.
     pub accel: Accel,

@@ -86,7 +86,7 @@ pub struct Artifacts {
 
 /// The QEMU command booting the stand-in host with `smp` CPUs: the shared base command
 /// (serial on stdout, isa-debug-exit, no reboot, 256 MiB), the initrd, and
-/// `-append '<host_options> -- <argv...>'` (argv[0] is the program's path in the initrd).
+/// `-append '<host_options> -- <argv...>'` (`argv[0]` is the program's path in the initrd).
 pub fn qemu_command(
     qemu: &Qemu,
     accel: Accel,
