@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the stock Debian cloud kernels that the Linux guest baseline boots
-# (xtask/src/linux_guest.rs, `cargo xtask linux-baseline`):
+# (xtask/src/linux_guest/, `cargo xtask linux-baseline`):
 #   bookworm            linux-image-cloud-amd64, 6.1
 #   bookworm-backports  linux-image-cloud-amd64 from backports, 6.12 (parallel CPU bring-up)
 #
