@@ -22,6 +22,7 @@ pub mod mptable;
 pub mod phys;
 pub mod program_headers;
 pub mod rt;
+pub mod sched;
 pub mod sync;
 pub mod tls;
 pub mod topology;
