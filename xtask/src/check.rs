@@ -79,6 +79,8 @@ pub enum Check {
     Prints(String),
     /// A line that is exactly this text, once.
     Line(String),
+    /// A line that ends with this text (a number at the end matches only itself).
+    Ends(String),
     /// This text nowhere in the output.
     Absent(String),
     /// "hello: timer ticked N times" with N at least this.
@@ -142,6 +144,10 @@ fn check_problems(check: &Check, serial: &str) -> Vec<String> {
             .then(|| format!("expected output containing `{text}`"))),
         Check::Line(line) => one((count_lines(serial, line) != 1)
             .then(|| format!("expected the line `{line}` exactly once"))),
+        Check::Ends(text) => one((!serial
+            .lines()
+            .any(|l| l.trim_end().ends_with(text.as_str())))
+        .then(|| format!("expected a line ending with `{text}`"))),
         Check::Absent(text) => one(serial
             .contains(text.as_str())
             .then(|| format!("printed `{text}`"))),

@@ -110,7 +110,7 @@ fn alone(error: &str) -> Vec<Check> {
     ))];
     checks.extend(prints(&[
         "hello_cpus: main goes on alone: 1/1 CPUs online",
-        "standin: /hello_cpus exited with status 2",
+        "standin: /hello_cpus exited with status 2 after",
         "standin: low memory intact: dead boot stack at 0x1000-0x10fff",
     ]));
     checks

@@ -228,6 +228,7 @@ fn terms(cell: &str) -> Result<Vec<Term>, String> {
                 "alone" => Term::Preset(Preset::Alone(text()?)),
                 "prints" => Term::Check(Check::Prints(text()?)),
                 "line" => Term::Check(Check::Line(text()?)),
+                "ends" => Term::Check(Check::Ends(text()?)),
                 "absent" => Term::Check(Check::Absent(text()?)),
                 "without" => Term::Without(text()?),
                 "stop-at" => Term::StopAt(text()?),
