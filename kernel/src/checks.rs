@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use multicore::arch::x86_64::apic::timer::TimerMode;
 use multicore::arch::x86_64::tsc;
 use multicore::rt::{self, ipi, this_cpu, vectors, xcall};
+use multicore::sched::{Counters, Registry};
 use multicore::sync::{IrqSafeMutex, SpinMutex, SpinRwLock, TicketMutex};
 
 use crate::heap::HEAP;
@@ -32,6 +33,7 @@ pub fn run_all(lock_iterations: u64) -> Check {
     locks(lock_iterations)?;
     timers()?;
     mutual_calls()?;
+    scheduler()?;
     Ok(())
 }
 
@@ -313,6 +315,93 @@ fn mutual_calls() -> Check {
     println!(
         "check mutual calls: CPU {a} and CPU {b} called each other at once, both done in {} us: ok",
         micros_since(start)
+    );
+    Ok(())
+}
+
+fn fib(sched: &Registry, n: u64, cutoff: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    if n <= cutoff {
+        return fib(sched, n - 1, cutoff) + fib(sched, n - 2, cutoff);
+    }
+    let (a, b) = sched.join(|| fib(sched, n - 1, cutoff), || fib(sched, n - 2, cutoff));
+    a + b
+}
+
+/// Some microseconds of arithmetic on `i`: a parallel loop's leaf.
+fn leaf(i: usize) -> u64 {
+    let mut x = i as u64 + 1;
+    for _ in 0..500 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// Fork-join on every CPU: `fib` by `join` from the BSP, checked against its known value; then
+/// a parallel sum with 4 leaves per CPU, checked against the sequential sum and repeated until
+/// every CPU has run tasks (bounded: each round pushes 4 jobs per CPU, each push wakes a
+/// sleeping CPU, and a thief's half of the range is split again for others to steal). At 2+
+/// CPUs some must have been stolen.
+fn scheduler() -> Check {
+    const N: u64 = 22;
+    const FIB_N: u64 = 17711;
+    let sched = rt::scheduler();
+    let n = sched.workers();
+    let before: Vec<Counters> = (0..n).map(|w| sched.counters(w)).collect();
+    let delta = |w: usize| {
+        let (now, then) = (sched.counters(w), before[w]);
+        Counters {
+            tasks: now.tasks - then.tasks,
+            steals: now.steals - then.steals,
+            failed_steals: now.failed_steals - then.failed_steals,
+            sleeps: now.sleeps - then.sleeps,
+            wakeups: now.wakeups - then.wakeups,
+        }
+    };
+    let start = tsc::now();
+    let got = fib(sched, N, 10);
+    ensure!(
+        got == FIB_N,
+        "scheduler: fib({N}) by join gave {got}, want {FIB_N}"
+    );
+    let leaves = 4 * n;
+    let want: u64 = (0..leaves).map(leaf).fold(0, u64::wrapping_add);
+    let deadline = rt::tsc().deadline_us(60_000_000);
+    let mut rounds = 0;
+    loop {
+        let sum = sched.map_reduce(0..leaves, 1, &|| 0, &leaf, &u64::wrapping_add);
+        ensure!(
+            sum == want,
+            "scheduler: parallel sum {sum:#x}, sequential {want:#x}"
+        );
+        rounds += 1;
+        if (0..n).all(|w| delta(w).tasks > 0) || rt::tsc().passed(deadline) {
+            break;
+        }
+    }
+    let us = micros_since(start);
+    let counts: Vec<Counters> = (0..n).map(delta).collect();
+    let idle: Vec<usize> = (0..n).filter(|&w| counts[w].tasks == 0).collect();
+    ensure!(
+        idle.is_empty(),
+        "scheduler: CPUs {idle:?} ran no task in {rounds} rounds of {leaves} leaves ({us} us)"
+    );
+    let steals: u64 = counts.iter().map(|c| c.steals).sum();
+    ensure!(
+        n == 1 || steals > 0,
+        "scheduler: {n} CPUs and nothing stolen"
+    );
+    let tasks = counts.iter().map(|c| c.tasks);
+    let (least, most) = (tasks.clone().min().unwrap_or(0), tasks.max().unwrap_or(0));
+    println!(
+        "check scheduler: fib({N}) = {FIB_N} by join, then {rounds} parallel sum(s) of {leaves} leaves until every CPU ran tasks, {us} us; tasks per CPU {least}..{most}, {steals} steals, {} failed, {} sleeps, {} wake-ups: ok",
+        counts.iter().map(|c| c.failed_steals).sum::<u64>(),
+        counts.iter().map(|c| c.sleeps).sum::<u64>(),
+        counts.iter().map(|c| c.wakeups).sum::<u64>()
     );
     Ok(())
 }

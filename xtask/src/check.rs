@@ -41,6 +41,7 @@ pub const RUNTIME_CHECKS: &[&str] = &[
     "check lock irq-safe:",
     "check timer:",
     "check mutual calls:",
+    "check scheduler:",
 ];
 
 /// A runtime check that cannot run in some bring-ups: the exact line it prints instead of its

@@ -17,6 +17,7 @@ pub mod stop;
 pub mod timer;
 pub mod trap;
 pub mod vectors;
+pub mod workers;
 pub mod xcall;
 
 use alloc::boxed::Box;
@@ -31,6 +32,7 @@ use crate::arch::x86_64::idt::Idt;
 use crate::arch::x86_64::tsc::Tsc;
 use crate::boot::{CpuData, CpuState, Host};
 pub use percpu::{current, this_cpu, PerCpu, PerCpuCell, PerCpuVar};
+pub use workers::scheduler;
 
 /// Bytes of each IST stack (double fault, NMI, machine check).
 const IST_STACK_SIZE: usize = 16 * 1024;
@@ -42,6 +44,8 @@ pub struct Runtime {
     pub(crate) bsp_apic: LocalApic,
     pub(crate) cpus: Box<[&'static PerCpu]>,
     idt: &'static Idt,
+    /// The work-stealing scheduler, one worker per CPU.
+    pub(crate) sched: crate::sched::Registry,
 }
 
 static RUNTIME: spin::Once<Runtime> = spin::Once::new();
@@ -125,12 +129,14 @@ pub fn start(
         gdt::KERNEL_CS.0,
         &vectors::ON_IST_STACKS,
     )));
+    let sched = crate::sched::Registry::new(blocks.len(), &workers::PLATFORM);
     let rt = RUNTIME.call_once(|| Runtime {
         host,
         tsc,
         bsp_apic: apic,
         cpus: blocks.into_boxed_slice(),
         idt,
+        sched,
     });
     setup_this_cpu(rt, rt.cpus[0])?;
     // Wake the APs halted in `join`: each takes the runtime and sets itself up.
@@ -171,6 +177,9 @@ pub fn join(data: &'static CpuData) -> ! {
             data.index
         ));
     }
+    // The AP's life from here: the scheduler's worker (halted between jobs, serving cross-CPU
+    // calls all along).
+    rt.sched.run_worker(data.index as usize);
     idle::idle_loop()
 }
 
