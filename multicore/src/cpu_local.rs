@@ -6,10 +6,10 @@
 //! points its GS base at its block in its first Rust instruction (`boot/ap_entry.rs`). The
 //! BSP's GS base depends on who owns it, which the host states once through [`GsOwner`]:
 //!
-//! - [`GsOwner::Library`]: a kernel that leaves GS base to the library on every CPU (the demo
+//! - [`GsOwner::library`]: a kernel that leaves GS base to the library on every CPU (the demo
 //!   kernel). The BSP's GS base is pointed at its block when the blocks are published, and
 //!   [`current`] is one load of `gs:[0]`, the block's pointer to itself.
-//! - [`GsOwner::Host`] (the default): the host kernel uses GS base on its CPU (a hosted
+//! - [`GsOwner::HOST`] (the default): the host kernel uses GS base on its CPU (a hosted
 //!   program on Unikraft). [`current`] then reads GS base and only *compares* it with the
 //!   blocks' addresses, never dereferencing it; a CPU whose GS base is none of them is the
 //!   host's own CPU, the BSP, because the host runs on that one CPU only (it knows nothing of
@@ -25,7 +25,15 @@ use x86_64::registers::model_specific::GsBase;
 use x86_64::registers::segmentation::{Segment64, GS};
 use x86_64::VirtAddr;
 
-use crate::boot::Host;
+
+/// How a fault on a CPU that halts alone is reported: the host's after-stop console and its
+/// fatal exit (for a hosted AP, halting that AP). Every `boot::Host` is one.
+pub trait FaultReporter: Sync {
+    /// Writes `args` without waiting for a lock another (stopped) CPU may hold.
+    fn print_after_stop(&self, args: core::fmt::Arguments<'_>);
+    /// Ends this CPU's part after the report.
+    fn fatal_exit(&self) -> !;
+}
 
 /// What a CPU is to the library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +165,7 @@ struct Registry {
     /// CR4.FSGSBASE was set at publication: `rdgsbase` works (the APs copy the BSP's CR4).
     rdgsbase: bool,
     /// Prints the report of a fault on a hosted AP.
-    reporter: &'static dyn Host,
+    reporter: &'static dyn FaultReporter,
 }
 
 static REGISTRY: spin::Once<Registry> = spin::Once::new();
@@ -171,7 +179,7 @@ pub struct AlreadyPublished;
 pub(crate) fn publish(
     blocks: &'static mut [CpuLocal],
     owner: GsOwner,
-    reporter: &'static dyn Host,
+    reporter: &'static dyn FaultReporter,
 ) -> Result<&'static [CpuLocal], AlreadyPublished> {
     if REGISTRY.is_completed() {
         return Err(AlreadyPublished);
@@ -260,7 +268,7 @@ pub fn current_index() -> Option<u32> {
 }
 
 /// The host that prints a fault report on a CPU whose faults halt it alone.
-pub(crate) fn reporter() -> Option<&'static dyn Host> {
+pub(crate) fn reporter() -> Option<&'static dyn FaultReporter> {
     REGISTRY.get().map(|r| r.reporter)
 }
 

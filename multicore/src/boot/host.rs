@@ -180,3 +180,13 @@ pub trait Host: Sync {
             .as_u64()
     }
 }
+
+impl<H: Host> crate::cpu_local::FaultReporter for H {
+    fn print_after_stop(&self, args: fmt::Arguments<'_>) {
+        Host::print_after_stop(self, args);
+    }
+
+    fn fatal_exit(&self) -> ! {
+        Host::fatal_exit(self)
+    }
+}
