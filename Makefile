@@ -12,7 +12,7 @@ APPEND  ?=
 IMAGE   := target/x86_64-unknown-none/release/rust_multicore
 CARGO   ?= cargo
 
-.PHONY: example all asm rust run debug test test-host test-loom test-qemu lint bench bench-quick setup setup-qemu10 clean
+.PHONY: example all asm rust run debug test test-host test-loom test-qemu lint fuzz bench bench-quick setup setup-qemu10 clean
 
 all: rust
 
@@ -57,6 +57,13 @@ lint:
 
 test-qemu:
 	$(CARGO) xtask qemu-test
+
+# Every parser of bytes the project did not write under libFuzzer (nightly, cargo-fuzz),
+# FUZZ_SECONDS each (default 60), FUZZ_TARGETS= to pick some; `make test` replays the corpus
+# and a few thousand mutations of it on stable instead (fuzz/tests/replay.rs).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS='$(FUZZ_TARGETS)' bash fuzz/run.sh
 
 # Bring-up benchmark: many boots per point, a Markdown table on the terminal and in
 # bench/latest.md. bench-quick is the smoke run `make test` exercises (its numbers are not

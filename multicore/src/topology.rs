@@ -3,7 +3,7 @@
 //! CPU indexes are dense: the BSP is 0 and the APs follow in table order. APIC IDs may be
 //! sparse and above 255, so nothing is ever indexed by APIC ID; the result is a list of IDs.
 
-use crate::acpi::{self, AcpiError};
+use crate::acpi::{self, AcpiError, MadtCpuKind};
 use crate::mptable::{self, MpTableError};
 use crate::phys::PhysRead;
 
@@ -40,6 +40,10 @@ pub struct Topology<'a> {
     pub online_capable: u32,
     /// Entries that are disabled and not online capable.
     pub disabled: u32,
+    /// Entries naming the broadcast APIC ID, which no CPU has (0xFF in an 8-bit Local APIC or
+    /// MP entry, 0xFFFF_FFFF in an x2APIC entry): skipped, since an INIT sent there would
+    /// reach every CPU, the BSP included.
+    pub broadcast_ids: u32,
     /// Whether the table listed the BSP's own APIC ID.
     pub bsp_listed: bool,
     /// The ACPI error that made discovery fall back, if ACPI was there but unusable.
@@ -63,6 +67,7 @@ struct Collector<'a> {
     enabled: u32,
     online_capable: u32,
     disabled: u32,
+    broadcast_ids: u32,
     bsp_listed: bool,
     /// Enabled APIC IDs below 256 already seen, one bit each. A CPU listed twice (as a Local
     /// APIC and a Local x2APIC entry) has an 8-bit ID, so this catches the duplicate even when
@@ -79,6 +84,7 @@ impl<'a> Collector<'a> {
             enabled: 0,
             online_capable: 0,
             disabled: 0,
+            broadcast_ids: 0,
             bsp_listed: false,
             seen_8bit: [0; 4],
         }
@@ -99,7 +105,12 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn add(&mut self, apic_id: u32, enabled: bool, online_capable: bool) {
+    /// Records one table entry; `eight_bit` for the 8-bit ID fields (MADT type 0, MP tables).
+    fn add(&mut self, apic_id: u32, eight_bit: bool, enabled: bool, online_capable: bool) {
+        if is_broadcast(apic_id, eight_bit) {
+            self.broadcast_ids += 1;
+            return;
+        }
         if !enabled {
             if online_capable {
                 self.online_capable += 1;
@@ -133,6 +144,7 @@ impl<'a> Collector<'a> {
             mut enabled,
             online_capable,
             disabled,
+            broadcast_ids,
             bsp_listed,
             seen_8bit: _,
         } = self;
@@ -145,12 +157,21 @@ impl<'a> Collector<'a> {
             enabled,
             online_capable,
             disabled,
+            broadcast_ids,
             bsp_listed,
             acpi_error: None,
             mp_error: None,
             local_apic_address,
         }
     }
+}
+
+/// Whether `apic_id` is the destination that addresses every local APIC rather than one: 0xFF
+/// for an 8-bit xAPIC ID (SDM Vol. 3A §11.6.2.1, physical destination mode), 0xFFFF_FFFF for
+/// an x2APIC ID (§11.12.9). A table entry with it describes no CPU; x2APIC ID 0xFF is a real
+/// one (QEMU lists it in an x2APIC entry).
+fn is_broadcast(apic_id: u32, eight_bit: bool) -> bool {
+    apic_id == u32::MAX || (eight_bit && apic_id == 0xFF)
 }
 
 /// Finds the CPUs. `rsdp_hint` is the RSDP the boot protocol gave (PVH does); without it, or
@@ -173,7 +194,8 @@ pub fn discover<'a>(
         let mut collector = Some(Collector::new(storage, bsp_apic_id));
         let result = acpi::madt_from_rsdp(mem, rsdp_pa, |cpu| {
             if let Some(c) = collector.as_mut() {
-                c.add(cpu.apic_id, cpu.enabled, cpu.online_capable);
+                let eight_bit = cpu.kind == MadtCpuKind::LocalApic;
+                c.add(cpu.apic_id, eight_bit, cpu.enabled, cpu.online_capable);
             }
         });
         let collector = collector.take().expect("collector is only taken here");
@@ -206,7 +228,7 @@ fn fallback<'a>(
         let mut collector = Some(Collector::new(storage, bsp));
         let result = mptable::parse(mem, fp, |cpu| {
             if let Some(c) = collector.as_mut() {
-                c.add(cpu.apic_id, cpu.enabled, false);
+                c.add(cpu.apic_id, true, cpu.enabled, false);
             }
         });
         let collector = collector.take().expect("collector is only taken here");
@@ -351,6 +373,7 @@ mod tests {
         enabled: u32,
         online_capable: u32,
         disabled: u32,
+        broadcast_ids: u32,
         bsp_listed: bool,
         truncated: bool,
         acpi_error: Option<AcpiError>,
@@ -369,6 +392,7 @@ mod tests {
             enabled: t.enabled,
             online_capable: t.online_capable,
             disabled: t.disabled,
+            broadcast_ids: t.broadcast_ids,
             bsp_listed: t.bsp_listed,
             truncated: t.truncated(),
             acpi_error: t.acpi_error,
@@ -390,6 +414,7 @@ mod tests {
             enabled: apic_ids.len() as u32,
             online_capable: 0,
             disabled: 0,
+            broadcast_ids: 0,
             bsp_listed: true,
             truncated: false,
             acpi_error: None,
@@ -491,6 +516,37 @@ mod tests {
                 online_capable: 3,
                 disabled: 2,
                 ..from_acpi(&[0, 3, 303])
+            }
+        );
+    }
+
+    #[test]
+    fn broadcast_apic_ids_are_never_started() {
+        // Found by the topology fuzz target (fuzz/corpus/topology/broadcast-xapic-id): a Local
+        // APIC entry with ID 0xFF was kept as an AP, and its INIT would have gone to every CPU.
+        // x2APIC ID 0xFF is a CPU; 0xFFFF_FFFF never is.
+        let cpus = [
+            (0, ENABLED, XAPIC),
+            (0xFF, ENABLED, XAPIC),
+            (0xFF, ENABLED, X2APIC),
+            (0xFFFF_FFFF, ENABLED, X2APIC),
+            (0xFFFF_FFFF, DISABLED, X2APIC),
+            (1, ENABLED, XAPIC),
+        ];
+        let m = Machine::bare().acpi(madt(&cpus));
+        assert_eq!(
+            run(&m, None, 0, 64),
+            Found {
+                broadcast_ids: 3,
+                ..from_acpi(&[0, 0xFF, 1])
+            }
+        );
+        let m = Machine::bare().mp(&[cpu(0, MP_EN | MP_BP), cpu(0xFF, MP_EN), cpu(1, MP_EN)]);
+        assert_eq!(
+            run(&m, None, 0, 64),
+            Found {
+                broadcast_ids: 1,
+                ..from_mp(&[0, 1])
             }
         );
     }

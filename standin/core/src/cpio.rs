@@ -55,7 +55,7 @@ pub enum CpioError {
         /// Byte offset in the archive.
         offset: usize,
     },
-    /// A name that is not NUL-terminated UTF-8.
+    /// A name that is not NUL-terminated UTF-8, or has a NUL before its end.
     BadName {
         /// Byte offset in the archive.
         offset: usize,
@@ -161,7 +161,9 @@ fn read_entry(archive: &[u8], offset: usize) -> Result<(Entry<'_>, usize), CpioE
     let (&nul, name) = name_bytes
         .split_last()
         .ok_or(CpioError::BadName { offset })?;
-    if nul != 0 {
+    // The name is a C string of namesize bytes: a NUL before the last byte would make it
+    // another name for a kernel that reads up to the first one.
+    if nul != 0 || name.contains(&0) {
         return Err(CpioError::BadName { offset });
     }
     let name = core::str::from_utf8(name).map_err(|_| CpioError::BadName { offset })?;
@@ -298,6 +300,18 @@ pub(crate) mod tests {
         write_member(&mut no_trailer, 1, "hello", 0o100755, b"1234");
         assert_eq!(find(&no_trailer, "x").unwrap_err(), CpioError::NoTrailer);
         assert_eq!(find(&[], "x").unwrap_err(), CpioError::NoTrailer);
+    }
+
+    #[test]
+    fn names_with_a_nul_inside_are_refused() {
+        // Found by the standin_cpio fuzz target (fuzz/corpus/standin_cpio/nul-in-name): the
+        // name "hel\0lo" was taken whole, though whatever reads it as a C string sees "hel".
+        let mut a = archive(&[("hello", 0o100755, b"1234")]);
+        a[110 + 3] = 0;
+        assert_eq!(
+            find(&a, "hel").unwrap_err(),
+            CpioError::BadName { offset: 0 }
+        );
     }
 
     #[test]

@@ -1,0 +1,3 @@
+#![no_main]
+// The target's body and its properties: fuzz_targets::boot::multiboot (fuzz/src/).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_targets::boot::multiboot(data));
