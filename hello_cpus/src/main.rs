@@ -163,13 +163,56 @@ fn main() {
         "hello_cpus: CPU identities: BSP {bsp:?}, {} AP(s) misidentified",
         MISIDENTIFIED.load(Ordering::Acquire)
     );
+    let parallel_ok = report.runtime.then(parallel_sum).unwrap_or(true);
     let ok = report.failed.is_empty()
         && identities_ok
+        && parallel_ok
         && finished == want
         && SUM.load(Ordering::Acquire) == expected_sum
         && GREETINGS.with(Cell::get) == 0
         && HEAP.foreign_frees_on_aps() == 0;
     std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// A few microseconds of arithmetic on `i`: one leaf of the parallel sum.
+fn leaf(i: usize) -> u64 {
+    let mut x = i as u64 + 1;
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// From main, with the APs as the scheduler's workers: a parallel sum checked against the
+/// sequential one on this CPU alone, both timed, the speedup printed.
+fn parallel_sum() -> bool {
+    const LEAVES: usize = 20_000;
+    const GRAIN: usize = 50;
+    let Some(sched) = hosted::scheduler() else {
+        ap_println!("hello_cpus: no scheduler");
+        return false;
+    };
+    let before: Vec<_> = (0..sched.workers()).map(|w| sched.counters(w)).collect();
+    let t = Instant::now();
+    let sequential = (0..LEAVES).map(leaf).fold(0, u64::wrapping_add);
+    let sequential_us = t.elapsed().as_micros().max(1);
+    let t = Instant::now();
+    let parallel = sched.map_reduce(0..LEAVES, GRAIN, &|| 0, &leaf, &u64::wrapping_add);
+    let parallel_us = t.elapsed().as_micros().max(1);
+    let tasks: Vec<u64> = (0..sched.workers())
+        .map(|w| sched.counters(w).tasks - before[w].tasks)
+        .collect();
+    let steals: u64 = (0..sched.workers())
+        .map(|w| sched.counters(w).steals - before[w].steals)
+        .sum();
+    ap_println!(
+        "hello_cpus: parallel sum of {LEAVES} leaves on {} workers = {parallel:#x} (sequential {sequential:#x}): {parallel_us} us against {sequential_us} us alone, speedup {:.2}x; tasks per CPU {tasks:?}, {steals} steals",
+        sched.workers(),
+        sequential_us as f64 / parallel_us as f64
+    );
+    parallel == sequential
 }
 
 /// Every AP's entry: greet, run main's closure, count it.

@@ -377,6 +377,7 @@ check lock rwlock: ...: ok
 check lock irq-safe: ...: ok
 check timer: ...: ok
 check mutual calls: ...: ok
+check scheduler: ...: ok
 All checks passed
 ";
 
@@ -462,6 +463,7 @@ check lock rwlock: ...: ok
 check lock irq-safe: ...: ok
 check timer: ...: ok
 check mutual calls: skipped (one CPU)
+check scheduler: ...: ok
 All checks passed
 ";
         let alone = BootExpect {

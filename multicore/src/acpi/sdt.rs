@@ -32,6 +32,13 @@ const OFF_CREATOR_REVISION: usize = 32;
 /// Bytes of root-table entries read at once while searching (16 XSDT or 32 RSDT entries).
 const ENTRY_CHUNK: usize = 128;
 
+/// Most bytes one search sums for its candidates' checksums (tables with the wanted signature;
+/// others are passed over unsummed): four tables of the largest length accepted, where real
+/// firmware has one MADT of a few KiB. Without a bound, a root table of 131 072 entries
+/// each naming a 1 MiB candidate with a bad checksum (or one candidate, many times) would have
+/// the boot sum 128 GiB.
+const MAX_CANDIDATE_BYTES: u64 = 4 * MAX_TABLE_LEN as u64;
+
 /// The 36-byte header that starts every ACPI system description table. ACPI 6.5 §5.2.6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SdtHeader {
@@ -172,6 +179,7 @@ fn search_root(
     let entry_size = if via_xsdt { 8 } else { 4 };
     let entries = (root.length as usize - SDT_HEADER_LEN) / entry_size;
     let (mut invalid, mut unreadable) = (0, 0);
+    let mut budget = MAX_CANDIDATE_BYTES;
 
     let mut buf = [0u8; ENTRY_CHUNK];
     let mut index = 0;
@@ -196,12 +204,24 @@ fn search_root(
             if address == 0 {
                 continue;
             }
-            let Ok(raw) = mem.read_array::<4>(address) else {
+            let Ok(raw) = mem.read_array::<8>(address) else {
                 unreadable += 1;
                 continue;
             };
-            if raw != *signature {
+            if raw[..4] != *signature {
                 continue;
+            }
+            // Only a length validate_table accepts costs a checksum; one that no longer fits
+            // the budget makes the candidate invalid without being summed.
+            let length = u32_at(&raw, OFF_LENGTH);
+            if (SDT_HEADER_LEN as u32..=MAX_TABLE_LEN).contains(&length) {
+                match budget.checked_sub(length.into()) {
+                    Some(left) => budget = left,
+                    None => {
+                        invalid += 1;
+                        continue;
+                    }
+                }
             }
             match validate_table(mem, address, Some(signature)) {
                 Ok(header) => {
@@ -521,6 +541,26 @@ pub(crate) mod tests {
                 unreadable: 1,
             }
         );
+    }
+
+    #[test]
+    fn bad_candidates_cost_a_bounded_number_of_bytes() {
+        // Found with the acpi_sdt fuzz target's work bound (fuzz/corpus/acpi_sdt/
+        // quadratic-candidates): every XSDT entry naming one big APIC table with a bad
+        // checksum summed it again, so the work grew with entries × length.
+        let mut big = sdt_image(b"APIC", 5, &vec![0x11; MAX_TABLE_LEN as usize - 36]);
+        big[40] ^= 1;
+        let mem = FakeMem::new()
+            .with(0x1000, rsdp_v2(0, 0x3000))
+            .with(0x3000, root_table(b"XSDT", &[0x10_0000; 64]))
+            .with(0x10_0000, big);
+        let err = find_table(&mem, &rsdp(&mem), b"APIC").unwrap_err();
+        assert!(
+            matches!(err, AcpiError::TableNotFound { entries: 64, invalid: 64, .. }),
+            "{err:?}"
+        );
+        // 4 checksums of 2048 chunks each, plus the headers: not 64 of them.
+        assert!(mem.reads() < 5 * 2048 + 200, "{} reads", mem.reads());
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub(crate) struct ApShared {
     pub(crate) slots: &'static [ApSlot],
     pub(crate) idt: &'static Idt,
     pub(crate) entry: &'static (dyn Fn(&ApInfo) + Sync),
+    /// After the entry: join the runtime (else halt).
+    pub(crate) runtime: bool,
 }
 
 pub(crate) static SHARED: spin::Once<ApShared> = spin::Once::new();
@@ -86,6 +88,9 @@ pub(crate) fn hosted_ap_entry(cpu: &'static CpuData) -> ! {
     };
     (shared.entry)(&info);
     slot.phase.store(AP_FINISHED, Ordering::Release);
+    if shared.runtime {
+        crate::rt::join_hosted(cpu)
+    }
     park_this_cpu()
 }
 

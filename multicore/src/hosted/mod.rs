@@ -117,6 +117,11 @@ pub struct HostedConfig<'a> {
     pub strategy: Strategy,
     /// Which waits to keep.
     pub delays: DelayPolicy,
+    /// Whether each AP joins the library's runtime after the entry returns (default): cross-CPU
+    /// calls, its APIC timer, halted when idle, and a worker of the scheduler
+    /// ([`scheduler`]), which `main` uses with `join`, `scope` and the parallel loops. Without
+    /// it an AP halts for good after the entry.
+    pub runtime: bool,
 }
 
 impl<'a> HostedConfig<'a> {
@@ -144,6 +149,7 @@ impl<'a> HostedConfig<'a> {
             stack_size: 64 * 1024,
             strategy: Strategy::Parallel,
             delays: DelayPolicy::Fast,
+            runtime: true,
         }
     }
 
@@ -222,6 +228,8 @@ pub struct HostedReport {
     pub memory_used: usize,
     /// Bytes of memory there were (taken by the library, or the region given).
     pub memory_size: usize,
+    /// Whether the APs join the runtime once their entry returns ([`HostedConfig::runtime`]).
+    pub runtime: bool,
 }
 
 /// Why nothing was started.
@@ -255,6 +263,8 @@ pub enum HostedError {
     },
     /// The bring-up refused (out of memory, ...).
     Bringup(BringupError),
+    /// The runtime could not be started (the CPUs are up and ran the entry).
+    Runtime(crate::rt::RuntimeError),
     /// Fewer bytes per AP heap than an arena needs.
     HeapTooSmall {
         /// Bytes per AP asked for.
@@ -267,6 +277,7 @@ pub enum HostedError {
 impl fmt::Display for HostedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            HostedError::Runtime(e) => write!(f, "the APs are up, but {e}"),
             HostedError::AlreadyStarted => write!(f, "the other CPUs were already started"),
             HostedError::Apic(e) => write!(f, "{e}"),
             HostedError::NoTscFrequency => write!(
@@ -373,7 +384,13 @@ pub fn start_cpus(
     let idt: &'static Idt =
         host.alloc_value(idt, 16)
             .ok_or(oom("the AP IDT", 0, size_of::<Idt>()))?;
-    SHARED.call_once(|| ApShared { slots, idt, entry });
+    let runtime = config.runtime;
+    SHARED.call_once(|| ApShared {
+        slots,
+        idt,
+        entry,
+        runtime,
+    });
 
     let plan = BringupPlan {
         apic_ids: ids,
@@ -400,7 +417,14 @@ pub fn start_cpus(
             state: c.state(),
         })
         .collect();
+    // The APs join the runtime as their entry returns; one still in it joins later (the
+    // scheduler works with whichever workers are there).
+    let runtime = config.runtime && report.online() > 1;
+    if runtime {
+        crate::rt::start_hosted(host, tsc, apic, report.cpus).map_err(HostedError::Runtime)?;
+    }
     Ok(HostedReport {
+        runtime,
         cpus: n as u32,
         online: report.online(),
         failed,
@@ -503,6 +527,14 @@ fn carve_ap_resources(
         unsafe { heap.init_arenas(arenas.as_ptr(), per_ap, n) };
     }
     Ok(slots)
+}
+
+/// The scheduler on the APs (and on `main`'s CPU when it calls in), once [`start_cpus`] has
+/// started the runtime ([`HostedConfig::runtime`]).
+pub fn scheduler() -> Option<&'static crate::sched::Registry> {
+    crate::rt::runtime()
+        .filter(|rt| rt.hosted)
+        .map(|_| crate::rt::scheduler())
 }
 
 /// How many APs reported a fault (a CPU exception, an unexpected NMI) after the bring-up and

@@ -46,6 +46,9 @@ pub struct Runtime {
     idt: &'static Idt,
     /// The work-stealing scheduler, one worker per CPU.
     pub(crate) sched: crate::sched::Registry,
+    /// A hosted program's runtime: the BSP is the host's CPU and takes no part but as a worker
+    /// that polls.
+    pub(crate) hosted: bool,
 }
 
 static RUNTIME: spin::Once<Runtime> = spin::Once::new();
@@ -121,6 +124,43 @@ pub fn start(
         Some(local) if local.role() == crate::cpu_local::CpuRole::Kernel => {}
         _ => return Err(RuntimeError::NotBroughtUp),
     }
+    let rt = publish(host, tsc, apic, cpus, false);
+    setup_this_cpu(rt, rt.cpus[0], Tables::Install)?;
+    wake_aps(rt);
+    wait_for_aps(rt)?;
+    Ok(rt)
+}
+
+/// The runtime of a hosted program: every AP a runtime CPU (IPIs, cross-CPU calls, its APIC
+/// timer, halted when idle, a scheduler worker), the BSP (the host's CPU) left exactly as it
+/// is: its GS, IDT, APIC mode and interrupts stay the host's. The BSP still takes part in the
+/// scheduler as worker 0 when it calls `join`, `scope` or a parallel loop, polling instead of
+/// sleeping (it never receives the library's IPIs). The APs call [`join_hosted`] when the
+/// program's entry returns; this does not wait for them (an entry may run for long), and the
+/// scheduler works with whichever have joined.
+pub(crate) fn start_hosted(
+    host: &'static dyn Host,
+    tsc: Tsc,
+    apic: LocalApic,
+    cpus: &'static [&'static CpuData],
+) -> Result<&'static Runtime, RuntimeError> {
+    match crate::cpu_local::current() {
+        Some(local) if local.role() == crate::cpu_local::CpuRole::HostedBsp => {}
+        _ => return Err(RuntimeError::NotBroughtUp),
+    }
+    let rt = publish(host, tsc, apic, cpus, true);
+    wake_aps(rt);
+    Ok(rt)
+}
+
+/// Builds and publishes the runtime for `cpus` (nothing set up on any CPU yet).
+fn publish(
+    host: &'static dyn Host,
+    tsc: Tsc,
+    apic: LocalApic,
+    cpus: &'static [&'static CpuData],
+    hosted: bool,
+) -> &'static Runtime {
     let blocks: Vec<&'static PerCpu> = cpus
         .iter()
         .map(|data| PerCpu::new(data, apic).leak())
@@ -130,25 +170,34 @@ pub fn start(
         &vectors::ON_IST_STACKS,
     )));
     let sched = crate::sched::Registry::new(blocks.len(), &workers::PLATFORM);
-    let rt = RUNTIME.call_once(|| Runtime {
+    RUNTIME.call_once(|| Runtime {
         host,
         tsc,
         bsp_apic: apic,
         cpus: blocks.into_boxed_slice(),
         idt,
         sched,
-    });
-    setup_this_cpu(rt, rt.cpus[0])?;
-    // Wake the APs halted in `join`: each takes the runtime and sets itself up.
+        hosted,
+    })
+}
+
+/// Wakes the APs halted in `join`: each takes the runtime and sets itself up.
+fn wake_aps(rt: &'static Runtime) {
     for cpu in rt
         .cpus
         .iter()
         .skip(1)
         .filter(|c| c.data.state() == CpuState::Online)
     {
-        let _ = apic.send(Icr::fixed(vectors::CALL), cpu.apic_id, &tsc);
+        let _ = rt
+            .bsp_apic
+            .send(Icr::fixed(vectors::CALL), cpu.apic_id, &rt.tsc);
     }
+}
 
+/// Waits until every online AP has joined, the timeout counting from the last progress.
+fn wait_for_aps(rt: &'static Runtime) -> Result<(), RuntimeError> {
+    let tsc = rt.tsc;
     let waiting = |c: &&&PerCpu| c.index != 0 && c.data.state() == CpuState::Online && !c.joined();
     let mut left = rt.cpus.iter().filter(waiting).count();
     let mut deadline = tsc.deadline_us(5_000_000);
@@ -162,16 +211,16 @@ pub fn start(
         }
         core::hint::spin_loop();
     }
-    Ok(rt)
+    Ok(())
 }
 
 /// An AP joins the runtime: waits for [`start`] on the BSP, sets itself up (GS, GDT/TSS, IDT,
 /// timer, interrupts on) and idles, serving cross-CPU calls. Call it at the end of the AP's
 /// entry function, after `mark_online`.
 pub fn join(data: &'static CpuData) -> ! {
-    let rt = wait_for_runtime();
+    let rt = wait_for_runtime(true);
     let me = rt.cpus[data.index as usize];
-    if let Err(e) = setup_this_cpu(rt, me) {
+    if let Err(e) = setup_this_cpu(rt, me, Tables::Install) {
         stop::fatal(format_args!(
             "CPU {} cannot join the runtime: {e}",
             data.index
@@ -183,6 +232,28 @@ pub fn join(data: &'static CpuData) -> ! {
     idle::idle_loop()
 }
 
+/// A hosted program's AP joins the runtime ([`start_hosted`]): like [`join`], but its GDT/TSS
+/// with IST stacks and its IDT are the ones the hosted bring-up already installed.
+pub(crate) fn join_hosted(data: &'static CpuData) -> ! {
+    let rt = wait_for_runtime(false);
+    let me = rt.cpus[data.index as usize];
+    if let Err(e) = setup_this_cpu(rt, me, Tables::Installed) {
+        stop::fatal(format_args!(
+            "CPU {} cannot join the runtime: {e}",
+            data.index
+        ));
+    }
+    rt.sched.run_worker(data.index as usize);
+    idle::idle_loop()
+}
+
+/// Whether a CPU joining the runtime still needs its descriptor tables.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tables {
+    Install,
+    Installed,
+}
+
 /// The IDT an AP uses while it waits for the runtime: no IST stacks (its TSS does not exist
 /// yet), only so that the BSP's wake-up IPI (or a fault) has somewhere to go.
 /// (`spin::Once`, not the loom-checkable `sync::Once`: loom types cannot live in statics.)
@@ -191,13 +262,15 @@ static WAITING_IDT: spin::Once<Idt> = spin::Once::new();
 /// Halts (interrupts on, nothing else to serve) until the BSP publishes the runtime and sends
 /// the wake-up IPI, instead of spinning: with many vCPUs on few host cores, spinning APs would
 /// take the host time the BSP needs to get there. Returns with interrupts off.
-fn wait_for_runtime() -> &'static Runtime {
+fn wait_for_runtime(needs_idt: bool) -> &'static Runtime {
     if let Some(rt) = RUNTIME.get() {
         return rt;
     }
-    WAITING_IDT
-        .call_once(|| Idt::new(gdt::KERNEL_CS.0, &[]))
-        .load();
+    if needs_idt {
+        WAITING_IDT
+            .call_once(|| Idt::new(gdt::KERNEL_CS.0, &[]))
+            .load();
+    }
     loop {
         x86_64::instructions::interrupts::disable();
         if let Some(rt) = RUNTIME.get() {
@@ -211,7 +284,18 @@ fn wait_for_runtime() -> &'static Runtime {
 
 /// Per-CPU setup, interrupts off until the end: GS base, this CPU's GDT and TSS with IST
 /// stacks, the shared IDT, the local APIC timer; then interrupts on.
-fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), RuntimeError> {
+fn setup_this_cpu(
+    rt: &'static Runtime,
+    me: &'static PerCpu,
+    tables: Tables,
+) -> Result<(), RuntimeError> {
+    let Some(local) = crate::cpu_local::block(me.index as usize) else {
+        return Err(RuntimeError::NotBroughtUp);
+    };
+    if tables == Tables::Installed {
+        local.enter_runtime();
+        return finish_setup(rt, me);
+    }
     // From the global allocator: before GS is set this CPU draws on its shared pool.
     let stack_layout = Layout::from_size_align(IST_STACK_SIZE, 16).expect("valid layout");
     let mut ist_tops = [0u64; 3];
@@ -225,12 +309,14 @@ fn setup_this_cpu(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), Runti
         *top = stack as u64 + IST_STACK_SIZE as u64;
     }
     let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables::empty()));
-    let Some(local) = crate::cpu_local::block(me.index as usize) else {
-        return Err(RuntimeError::NotBroughtUp);
-    };
     local.enter_runtime();
     CpuTables::install(tables, ist_tops);
     rt.idt.load();
+    finish_setup(rt, me)
+}
+
+/// The timer, then interrupts on: the CPU is the runtime's.
+fn finish_setup(rt: &'static Runtime, me: &'static PerCpu) -> Result<(), RuntimeError> {
     me.timer
         .call_once(|| apic_timer::init(&me.apic, &rt.tsc, vectors::TIMER));
     me.mark_joined();
