@@ -3,8 +3,10 @@
  * ring 0 on the one CPU of a kernel without SMP (Unikraft, or the stand-in host), starts the
  * others with mc_start_cpus. On a kernel the library knows (Unikraft, by uname) it needs no
  * settings; elsewhere give phys-offset=0x... and low-free=0x...-0x... (and phys-limit=0x...).
- * Each AP prints "Hello World from CPU N (APIC ID A)" and adds its index to a counter; main
- * reports "N/N CPUs online" and exits 0 (1 if a CPU failed, 2 if none could be started).
+ * Each AP prints "Hello World from CPU N (APIC ID A)" and adds its index to a counter, then
+ * joins the library's runtime; main sums a range in parallel on every CPU (mc_parallel_for),
+ * checks it against the sequential sum, reports "N/N CPUs online" and exits 0 (1 if a CPU
+ * failed or the sums differ, 2 if no CPU could be started).
  *
  * What an AP may call: mc_print, mc_current_ap, pure computation (snprintf into a buffer).
  * Never the C library's stdio, malloc or anything that makes a system call: the host kernel
@@ -29,6 +31,27 @@ static void ap_entry(const mc_ap_info *info, uintptr_t arg) {
     mc_print(line);
     atomic_fetch_add(&index_sum, info->index);
     atomic_fetch_add(&finished, 1);
+}
+
+/* A few microseconds of arithmetic on i: one leaf of the parallel sum. */
+static uint64_t leaf(size_t i) {
+    uint64_t x = i + 1;
+    for (int k = 0; k < 1000; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    return x;
+}
+
+static atomic_ulong parallel_total;
+
+/* mc_parallel_for's body: runs on any CPU, only computes (and one atomic add). */
+static void sum_range(size_t begin, size_t end, void *ctx) {
+    (void)ctx;
+    uint64_t sum = 0;
+    for (size_t i = begin; i < end; i++) sum += leaf(i);
+    atomic_fetch_add(&parallel_total, sum);
 }
 
 static uint64_t clock_ns(void) {
@@ -129,7 +152,21 @@ int main(int argc, char **argv) {
              (unsigned long)(report.memory_used >> 10), (unsigned long)(report.memory_size >> 10),
              report.cpus);
     mc_print(line);
+    /* The range summed on every CPU, against the sequential sum on this one. */
+    enum { LEAVES = 20000, GRAIN = 50 };
+    uint64_t t0 = clock_ns(), sequential = 0;
+    for (size_t i = 0; i < LEAVES; i++) sequential += leaf(i);
+    uint64_t t1 = clock_ns();
+    int parallel_ok = mc_parallel_for(0, LEAVES, GRAIN, sum_range, NULL) == 0;
+    uint64_t t2 = clock_ns(), parallel = atomic_load(&parallel_total);
+    snprintf(line, sizeof line,
+             "hello_cpus.c: parallel sum of %d leaves = %#llx (sequential %#llx): %llu us against "
+             "%llu us alone\n",
+             LEAVES, (unsigned long long)parallel, (unsigned long long)sequential,
+             (unsigned long long)((t2 - t1) / 1000), (unsigned long long)((t1 - t0) / 1000));
+    mc_print(line);
+    parallel_ok = parallel_ok && parallel == sequential;
     snprintf(line, sizeof line, "hello_cpus.c: %u/%u CPUs online\n", report.online, report.cpus);
     mc_print(line);
-    return report.failed == 0 && atomic_load(&finished) == report.online - 1 ? 0 : 1;
+    return report.failed == 0 && atomic_load(&finished) == report.online - 1 && parallel_ok ? 0 : 1;
 }

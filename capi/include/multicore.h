@@ -122,6 +122,11 @@ typedef struct {
    * reads it: the stack protector's canary is at FS:0x28, `errno` is in it.
    */
   size_t tcb_size;
+  /**
+   * Halt each AP for good after the entry instead of letting it join the runtime (where it
+   * serves `mc_parallel_for` and sleeps between jobs).
+   */
+  bool without_runtime;
 } mc_config;
 
 /**
@@ -178,28 +183,9 @@ typedef struct {
 } mc_report;
 
 /**
- * `Elf64_Phdr`.
+ * The body of [`mc_parallel_for`]: runs `begin..end` of the range with `ctx`.
  */
-typedef struct {
-  uint32_t p_type;
-  uint32_t p_flags;
-  uint64_t p_offset;
-  uint64_t p_vaddr;
-  uint64_t p_paddr;
-  uint64_t p_filesz;
-  uint64_t p_memsz;
-  uint64_t p_align;
-} Elf64Phdr;
-
-/**
- * The start of `struct dl_phdr_info` (the fields after `phnum` are not read).
- */
-typedef struct {
-  uint64_t addr;
-  const char *name;
-  const Elf64Phdr *phdr;
-  uint16_t phnum;
-} DlPhdrInfo;
+typedef void (*mc_range_body)(size_t begin, size_t end, void *ctx);
 
 #ifdef __cplusplus
 extern "C" {
@@ -244,6 +230,16 @@ int32_t mc_start_cpus(const mc_config *config,
 void mc_print(const char *text);
 
 /**
+ * Runs `body` over `begin..end` in pieces of at most `grain` indices, in parallel on every CPU
+ * that joined the runtime (main's CPU included), and returns when all pieces are done: 0, or
+ * -1 if `body` is NULL. Without a runtime (one CPU, `mc_start_cpus` not called or failed,
+ * `without_runtime`) the whole range runs here, in one piece. `body` runs on any CPU, several
+ * at once: on an AP it may only compute (no C library calls that make system calls or
+ * allocate).
+ */
+int32_t mc_parallel_for(size_t begin, size_t end, size_t grain, mc_range_body body, void *ctx);
+
+/**
  * The index of the AP running the caller, or -1 on the BSP.
  */
 int32_t mc_current_ap(void);
@@ -257,8 +253,6 @@ uint32_t mc_stopped_aps(void);
  * Halts the calling AP for good (interrupts off).
  */
 void mc_park_ap(void);
-
-extern int32_t dl_iterate_phdr(int32_t (*callback)(DlPhdrInfo*, size_t, void*), void *data);
 
 extern void *malloc(size_t size);
 

@@ -84,6 +84,9 @@ pub struct mc_config {
     /// own copy of the program's TLS (0: 256, enough for musl's thread structure). C code
     /// reads it: the stack protector's canary is at FS:0x28, `errno` is in it.
     pub tcb_size: usize,
+    /// Halt each AP for good after the entry instead of letting it join the runtime (where it
+    /// serves `mc_parallel_for` and sleeps between jobs).
+    pub without_runtime: bool,
 }
 
 /// What `mc_start_cpus` did.
@@ -288,6 +291,7 @@ pub unsafe extern "C" fn mc_start_cpus(
     } else {
         DelayPolicy::Fast
     };
+    h.runtime = !c.without_runtime;
     // The C entry and its argument, in a closure the APs share (leaked: they run it for ever).
     let run_c_entry = move |info: &ApInfo| {
         let c = mc_ap_info {
@@ -335,6 +339,58 @@ pub unsafe extern "C" fn mc_print(text: *const c_char) {
     hosted::console::print(format_args!("{text}"));
 }
 
+/// The body of [`mc_parallel_for`]: runs `begin..end` of the range with `ctx`.
+pub type mc_range_body = Option<extern "C" fn(begin: usize, end: usize, ctx: *mut c_void)>;
+
+/// Runs `body` over `begin..end` in pieces of at most `grain` indices, in parallel on every CPU
+/// that joined the runtime (main's CPU included), and returns when all pieces are done: 0, or
+/// -1 if `body` is NULL. Without a runtime (one CPU, `mc_start_cpus` not called or failed,
+/// `without_runtime`) the whole range runs here, in one piece. `body` runs on any CPU, several
+/// at once: on an AP it may only compute (no C library calls that make system calls or
+/// allocate).
+#[no_mangle]
+pub extern "C" fn mc_parallel_for(
+    begin: usize,
+    end: usize,
+    grain: usize,
+    body: mc_range_body,
+    ctx: *mut c_void,
+) -> i32 {
+    let Some(body) = body else {
+        return -1;
+    };
+    let Some(sched) = hosted::scheduler() else {
+        body(begin, end.max(begin), ctx);
+        return 0;
+    };
+    fn split(
+        sched: &multicore::sched::Registry,
+        range: core::ops::Range<usize>,
+        grain: usize,
+        body: extern "C" fn(usize, usize, *mut c_void),
+        ctx: usize,
+    ) {
+        if range.len() <= grain {
+            body(range.start, range.end, ctx as *mut c_void);
+            return;
+        }
+        let mid = range.start + range.len() / 2;
+        sched.join(
+            || split(sched, range.start..mid, grain, body, ctx),
+            || split(sched, mid..range.end, grain, body, ctx),
+        );
+    }
+    // `ctx` crosses CPUs as a number: the C caller vouches that `body` may use it anywhere.
+    split(
+        sched,
+        begin..end.max(begin),
+        grain.max(1),
+        body,
+        ctx as usize,
+    );
+    0
+}
+
 /// The index of the AP running the caller, or -1 on the BSP.
 #[no_mangle]
 pub extern "C" fn mc_current_ap() -> i32 {
@@ -353,74 +409,26 @@ pub extern "C" fn mc_park_ap() -> ! {
     multicore::boot::park_this_cpu()
 }
 
-/// The program's PT_TLS segment, from the C library's `dl_iterate_phdr` (an empty one if the
-/// program has no TLS: the APs still get their TCB copy).
+/// The program's PT_TLS segment, from its own program headers (an empty one if the program
+/// has no TLS, or its headers cannot be read: the APs still get their TCB copy).
 fn program_tls() -> TlsTemplate {
-    let mut found = TlsTemplate {
+    let empty = TlsTemplate {
         vaddr: 0,
         image: &[],
         mem_size: 0,
         align: 1,
     };
-    extern "C" fn each(info: *mut DlPhdrInfo, _size: usize, data: *mut c_void) -> i32 {
-        // SAFETY: the C library passes a valid info with `phnum` program headers; `data` is
-        // the TlsTemplate below.
-        unsafe {
-            let info = &*info;
-            let found = &mut *(data as *mut TlsTemplate);
-            for i in 0..info.phnum as usize {
-                let ph = &*info.phdr.add(i);
-                if ph.p_type == PT_TLS {
-                    let vaddr = info.addr + ph.p_vaddr;
-                    *found = TlsTemplate {
-                        vaddr,
-                        image: core::slice::from_raw_parts(
-                            vaddr as *const u8,
-                            ph.p_filesz as usize,
-                        ),
-                        mem_size: ph.p_memsz as usize,
-                        align: ph.p_align as usize,
-                    };
-                }
-            }
+    match multicore::program_headers::this_program_tls() {
+        Ok(Some(tls)) => tls,
+        Ok(None) => empty,
+        Err(e) => {
+            hosted::console::print(format_args!("multicore: no TLS for the APs: {e}\n"));
+            empty
         }
-        1 // the executable comes first: stop there
     }
-    // SAFETY: the callback matches dl_iterate_phdr's contract and only reads what it is given.
-    unsafe { dl_iterate_phdr(each, &mut found as *mut TlsTemplate as *mut c_void) };
-    found
-}
-
-/// ELF program header type of the TLS template (System V gABI).
-const PT_TLS: u32 = 7;
-
-/// `Elf64_Phdr`.
-#[repr(C)]
-struct Elf64Phdr {
-    p_type: u32,
-    p_flags: u32,
-    p_offset: u64,
-    p_vaddr: u64,
-    p_paddr: u64,
-    p_filesz: u64,
-    p_memsz: u64,
-    p_align: u64,
-}
-
-/// The start of `struct dl_phdr_info` (the fields after `phnum` are not read).
-#[repr(C)]
-struct DlPhdrInfo {
-    addr: u64,
-    name: *const c_char,
-    phdr: *const Elf64Phdr,
-    phnum: u16,
 }
 
 extern "C" {
-    fn dl_iterate_phdr(
-        callback: extern "C" fn(*mut DlPhdrInfo, usize, *mut c_void) -> i32,
-        data: *mut c_void,
-    ) -> i32;
     fn malloc(size: usize) -> *mut c_void;
     fn free(ptr: *mut c_void);
     fn aligned_alloc(align: usize, size: usize) -> *mut c_void;
