@@ -164,9 +164,11 @@ fn main() {
         MISIDENTIFIED.load(Ordering::Acquire)
     );
     let parallel_ok = report.runtime.then(parallel_sum).unwrap_or(true);
+    let task_panic_ok = !options.task_panic || (report.runtime && scope_with_a_panicking_task());
     let ok = report.failed.is_empty()
         && identities_ok
         && parallel_ok
+        && task_panic_ok
         && finished == want
         && SUM.load(Ordering::Acquire) == expected_sum
         && GREETINGS.with(Cell::get) == 0
@@ -215,6 +217,35 @@ fn parallel_sum() -> bool {
     parallel == sequential
 }
 
+/// `task-panic`: a scope whose first task to run on an AP panics there. The AP halts (its panic
+/// hook), the scope still ends once the other tasks have run, and main gets the panic as an
+/// error instead of waiting for ever.
+fn scope_with_a_panicking_task() -> bool {
+    const TASKS: usize = 64;
+    static PANICKED_ONE: AtomicU32 = AtomicU32::new(0);
+    static RAN: AtomicU32 = AtomicU32::new(0);
+    let Some(sched) = hosted::scheduler() else {
+        return false;
+    };
+    let result = sched.try_scope(|s| {
+        for i in 0..TASKS {
+            s.spawn(move |_| {
+                if hosted::current_ap().is_some() && PANICKED_ONE.swap(1, Ordering::AcqRel) == 0 {
+                    panic!("deliberate panic in a task (task-panic)");
+                }
+                std::hint::black_box((0..100).map(|k| leaf(i * 100 + k)).sum::<u64>());
+                RAN.fetch_add(1, Ordering::AcqRel);
+            });
+        }
+    });
+    let ran = RAN.load(Ordering::Acquire);
+    ap_println!(
+        "hello_cpus: scope with a panicking task: {result:?}; {ran} of the other {} tasks ran",
+        TASKS - 1
+    );
+    result.is_err() && ran == TASKS as u32 - 1
+}
+
 /// Every AP's entry: greet, run main's closure, count it.
 fn ap_entry(cpu: &ApInfo, work: &dyn Fn(&ApInfo) -> u64) {
     let me = multicore::cpu_local::current().map(|c| (c.index(), c.role()));
@@ -237,7 +268,8 @@ fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
     if let Some(index) = hosted::current_ap() {
         ap_println!("panic on CPU {index}: {info}");
         PANICKED.fetch_add(1, Ordering::AcqRel);
-        multicore::boot::park_this_cpu();
+        // The scheduler jobs this AP was running are reported to their waiters; it halts.
+        hosted::halt_after_panic();
     }
     eprintln!("{info}");
 }
@@ -260,6 +292,7 @@ struct Options {
     delays: DelayPolicy,
     panic_ap: bool,
     fault_ap: bool,
+    task_panic: bool,
 }
 
 impl Options {
@@ -274,6 +307,7 @@ impl Options {
             delays: DelayPolicy::Fast,
             panic_ap: false,
             fault_ap: false,
+            task_panic: false,
         };
         for arg in std::env::args().skip(1) {
             let (key, value) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -291,6 +325,7 @@ impl Options {
                 ("delays", "spec") => o.delays = DelayPolicy::Spec,
                 ("panic-ap", "") => o.panic_ap = true,
                 ("fault-ap", "") => o.fault_ap = true,
+                ("task-panic", "") => o.task_panic = true,
                 _ => usage(&arg),
             }
         }

@@ -25,7 +25,6 @@ use x86_64::registers::model_specific::GsBase;
 use x86_64::registers::segmentation::{Segment64, GS};
 use x86_64::VirtAddr;
 
-
 /// How a fault on a CPU that halts alone is reported: the host's after-stop console and its
 /// fatal exit (for a hosted AP, halting that AP). Every `boot::Host` is one.
 pub trait FaultReporter: Sync {

@@ -556,7 +556,14 @@ pub(crate) mod tests {
             .with(0x10_0000, big);
         let err = find_table(&mem, &rsdp(&mem), b"APIC").unwrap_err();
         assert!(
-            matches!(err, AcpiError::TableNotFound { entries: 64, invalid: 64, .. }),
+            matches!(
+                err,
+                AcpiError::TableNotFound {
+                    entries: 64,
+                    invalid: 64,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         // 4 checksums of 2048 chunks each, plus the headers: not 64 of them.

@@ -537,6 +537,18 @@ pub fn scheduler() -> Option<&'static crate::sched::Registry> {
         .map(|_| crate::rt::scheduler())
 }
 
+/// Ends the running AP after a panic in the program's code on it: every scheduler job it was
+/// running for another CPU is reported panicked to whoever waits for it (a `join` re-raises
+/// it, a scope or a detached task's handle reports it: nobody hangs), then the AP halts for
+/// good. For the program's panic hook on an AP (`hello_cpus` shows it); the AP's stack is never
+/// reused, so jobs it had pushed stay valid for the CPUs that steal them.
+pub fn halt_after_panic() -> ! {
+    if let Some(sched) = scheduler() {
+        sched.abandon_this_worker();
+    }
+    crate::boot::park_this_cpu()
+}
+
 /// How many APs reported a fault (a CPU exception, an unexpected NMI) after the bring-up and
 /// halted: their report is on the console once they are counted here.
 pub fn stopped_aps() -> u32 {

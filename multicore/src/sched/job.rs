@@ -61,7 +61,8 @@ pub(crate) struct HeapJob<F: FnOnce() + Send> {
 }
 
 impl<F: FnOnce() + Send> HeapJob<F> {
-    /// Boxes `func` and leaks it as a job; running the job frees it.
+    /// Boxes `func` and leaks it as a job; running the job frees it. `func` may borrow: whoever
+    /// makes the job runs it (or has it run) while the borrows last, as for every [`JobRef`].
     pub(crate) fn into_job_ref(func: F) -> JobRef {
         let job = Box::new(HeapJob {
             header: JobHeader::new(Self::execute),

@@ -4,10 +4,11 @@
 //! is none (the thief's latch wakes it). Both closures may borrow from the caller's stack: the
 //! call does not return before both have run.
 
+use super::abandon::TaskPanicked;
 use super::job::{JobHeader, JobRef};
 use super::latch::Latch;
 use super::registry::Registry;
-use crate::sync::primitives::UnsafeCell;
+use crate::sync::primitives::{AtomicU32, Ordering, UnsafeCell};
 
 /// `b` with its result slot and latch, on the joiner's stack.
 #[repr(C)]
@@ -17,6 +18,8 @@ struct StackJob<'r, F, R> {
     result: UnsafeCell<Option<R>>,
     latch: Latch,
     registry: &'r Registry,
+    /// 0, or 1 + the CPU the job panicked on (abandon.rs).
+    panicked: AtomicU32,
 }
 
 impl<'r, F: FnOnce() -> R + Send, R: Send> StackJob<'r, F, R> {
@@ -27,6 +30,7 @@ impl<'r, F: FnOnce() -> R + Send, R: Send> StackJob<'r, F, R> {
             result: UnsafeCell::new(None),
             latch: Latch::new(owner),
             registry,
+            panicked: AtomicU32::new(0),
         }
     }
 
@@ -50,17 +54,33 @@ impl<'r, F: FnOnce() -> R + Send, R: Send> StackJob<'r, F, R> {
         let job = unsafe { &*(this as *const Self) };
         // SAFETY: as above: the thief alone accesses `func` and `result` now.
         let func = job.func.with_mut(|f| unsafe { (*f).take() });
-        let result = func.expect("a stolen job runs once")();
+        let func = func.expect("a stolen job runs once");
+        let registry = job.registry;
+        let result = match registry.current_worker() {
+            Some(w) => registry.run_as_job(w, this as *const (), Self::abandon, func),
+            None => func(),
+        };
         // SAFETY: as above.
         job.result.with_mut(|r| unsafe { *r = Some(result) });
-        let registry = job.registry;
         // SAFETY: the latch is alive until set; nothing of the job is touched afterwards.
         unsafe { Latch::set_and_wake(&job.latch, registry) };
     }
 
-    /// The stolen closure's result, once the latch is set.
+    /// The job's thief halted after a panic in it: its joiner is told (and re-raises it).
+    unsafe fn abandon(ctx: *const (), registry: &Registry, cpu: u32) {
+        // SAFETY: ctx is the running job (run_as_job in execute), alive until its latch is set.
+        let job = unsafe { &*(ctx as *const Self) };
+        job.panicked.store(cpu + 1, Ordering::Relaxed);
+        // SAFETY: the latch is alive until set; nothing of the job is touched afterwards.
+        unsafe { Latch::set_and_wake(&job.latch, registry) };
+    }
+
+    /// The stolen closure's result, once the latch is set; a panic in it is re-raised here.
     fn into_result(self) -> R {
         debug_assert!(self.latch.probe());
+        if let Some(cpu) = self.panicked.load(Ordering::Relaxed).checked_sub(1) {
+            panic!("{}", TaskPanicked { cpu });
+        }
         self.result
             .into_inner()
             .expect("the thief stored the result before setting the latch")

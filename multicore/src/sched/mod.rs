@@ -22,6 +22,7 @@
 //! Panics: jobs do not unwind (the library's users build with `panic = "abort"`); a panic in a
 //! job is the platform's panic path (in the demo kernel: every CPU stopped, one report).
 
+mod abandon;
 mod deque;
 mod job;
 mod join;
@@ -36,6 +37,7 @@ mod spawn;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+pub use abandon::TaskPanicked;
 pub use deque::{Deque, Steal};
 pub use job::{JobHeader, JobRef};
 pub use registry::{Counters, Registry, DEQUE_CAPACITY};

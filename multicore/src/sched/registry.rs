@@ -6,6 +6,7 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
+use super::abandon::Frames;
 use super::deque::{Deque, Steal};
 use super::job::JobRef;
 use super::latch::Latch;
@@ -59,6 +60,8 @@ struct Worker {
     counters: AtomicCounters,
     /// xorshift state for victim choice; only the worker itself uses it.
     rng: AtomicU64,
+    /// The jobs it runs for others, for a panic (abandon.rs).
+    frames: Frames,
 }
 
 /// Work pushed from outside the workers (a hosted program's main before it joins, an interrupt
@@ -96,6 +99,7 @@ impl Registry {
                     deque: Deque::new(capacity),
                     counters: AtomicCounters::default(),
                     rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1)),
+                    frames: Frames::new(),
                 })
                 .collect(),
             injector: Injector {
@@ -106,6 +110,10 @@ impl Registry {
             platform,
             shutdown: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn frames(&self, w: usize) -> &Frames {
+        &self.workers[w].frames
     }
 
     /// Number of workers.

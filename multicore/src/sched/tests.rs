@@ -49,6 +49,25 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
+    /// `n` workers on threads of their own; the calling thread is no worker.
+    pub(crate) fn outside(n: usize) -> Pool {
+        let platform: &'static Threads = Box::leak(Box::new(Threads {
+            slots: (0..n).map(|_| (Mutex::new(()), Condvar::new())).collect(),
+        }));
+        let registry: &'static Registry = Box::leak(Box::new(Registry::new(n, platform)));
+        let tag = platform as *const Threads as usize;
+        let threads = (0..n)
+            .map(|w| {
+                std::thread::spawn(move || {
+                    WORKER.with(|c| c.set(Some((tag, w))));
+                    REGISTRY.with(|c| c.set(Some(registry)));
+                    registry.run_worker(w);
+                })
+            })
+            .collect();
+        Pool { registry, threads }
+    }
+
     pub(crate) fn new(n: usize) -> Pool {
         let platform: &'static Threads = Box::leak(Box::new(Threads {
             slots: (0..n).map(|_| (Mutex::new(()), Condvar::new())).collect(),
@@ -279,4 +298,89 @@ fn idle_workers_sleep_and_are_woken_by_new_work() {
         assert!(std::time::Instant::now() < deadline, "no sleeper was woken");
         assert_eq!(fib(r, 25, 10), 75025);
     }
+}
+
+thread_local! {
+    /// The registry a worker thread serves, for the panic hook below.
+    static REGISTRY: std::cell::Cell<Option<&'static Registry>> = const { std::cell::Cell::new(None) };
+}
+
+/// What a hosted program's panic hook does on an AP: report the running jobs abandoned, then
+/// halt for good (here: block the thread for ever).
+fn panic_and_halt(r: &Registry) -> ! {
+    r.abandon_this_worker();
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Worker threads of these tests halt like an AP when a panic reaches them (a joiner
+/// re-raising a task's panic); other threads keep the default hook.
+fn install_halting_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match REGISTRY.with(|r| r.get()) {
+            Some(r) => panic_and_halt(r),
+            None => default(info),
+        }));
+    });
+}
+
+/// A pool of `n` worker threads whose panics halt them (the calling thread is no worker).
+fn halting_pool(n: usize) -> &'static Registry {
+    install_halting_hook();
+    let pool = Pool::outside(n);
+    let r = pool.registry;
+    std::mem::forget(pool); // workers halted inside tasks never return
+    r
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_panicking_detached_task_is_reported_to_its_handle() {
+    let r = halting_pool(2);
+    let h = r.spawn(move || -> u32 { panic_and_halt(r) });
+    let err = h.try_join().unwrap_err();
+    assert!(err.cpu < 2, "{err}");
+}
+
+#[test]
+fn a_panic_in_a_joined_half_is_re_raised_by_the_joiner() {
+    let r = halting_pool(3);
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        r.join(|| 1, move || -> u32 { panic_and_halt(r) })
+    }));
+    let message = *joined.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.starts_with("a task panicked on CPU"), "{message}");
+}
+
+#[test]
+fn a_scope_with_a_panicking_task_ends_and_re_raises() {
+    let r = halting_pool(4);
+    let done: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    let scoped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        r.scope(|s| {
+            for i in 0..8 {
+                s.spawn(move |_| {
+                    if i == 3 {
+                        panic_and_halt(r);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        })
+    }));
+    assert!(scoped.is_err());
+    // The other seven run all the same, stolen by the workers still up if need be.
+    wait_for("the other tasks of the scope", || {
+        done.load(Ordering::Relaxed) == 7
+    });
 }
