@@ -218,9 +218,19 @@ fn wait_for_aps(rt: &'static Runtime) -> Result<(), RuntimeError> {
 /// timer, interrupts on) and idles, serving cross-CPU calls. Call it at the end of the AP's
 /// entry function, after `mark_online`.
 pub fn join(data: &'static CpuData) -> ! {
-    let rt = wait_for_runtime(true);
+    join_with(data, Tables::Install)
+}
+
+/// A hosted program's AP joins the runtime ([`start_hosted`]): like [`join`], but its GDT/TSS
+/// with IST stacks and its IDT are the ones the hosted bring-up already installed.
+pub(crate) fn join_hosted(data: &'static CpuData) -> ! {
+    join_with(data, Tables::Installed)
+}
+
+fn join_with(data: &'static CpuData, tables: Tables) -> ! {
+    let rt = wait_for_runtime(tables == Tables::Install);
     let me = rt.cpus[data.index as usize];
-    if let Err(e) = setup_this_cpu(rt, me, Tables::Install) {
+    if let Err(e) = setup_this_cpu(rt, me, tables) {
         stop::fatal(format_args!(
             "CPU {} cannot join the runtime: {e}",
             data.index
@@ -228,21 +238,6 @@ pub fn join(data: &'static CpuData) -> ! {
     }
     // The AP's life from here: the scheduler's worker (halted between jobs, serving cross-CPU
     // calls all along).
-    rt.sched.run_worker(data.index as usize);
-    idle::idle_loop()
-}
-
-/// A hosted program's AP joins the runtime ([`start_hosted`]): like [`join`], but its GDT/TSS
-/// with IST stacks and its IDT are the ones the hosted bring-up already installed.
-pub(crate) fn join_hosted(data: &'static CpuData) -> ! {
-    let rt = wait_for_runtime(false);
-    let me = rt.cpus[data.index as usize];
-    if let Err(e) = setup_this_cpu(rt, me, Tables::Installed) {
-        stop::fatal(format_args!(
-            "CPU {} cannot join the runtime: {e}",
-            data.index
-        ));
-    }
     rt.sched.run_worker(data.index as usize);
     idle::idle_loop()
 }
