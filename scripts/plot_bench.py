@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Plots what `cargo xtask bench` measured, from the CSV files it writes beside its results.
 
-    plot_bench.py PREFIX
+    plot_bench.py PREFIX [--only sched]
 
-reads PREFIX-bringup.csv, PREFIX-linux.csv and PREFIX-throughput.csv and writes
+reads PREFIX-bringup.csv, PREFIX-linux.csv, PREFIX-throughput.csv and PREFIX-sched.csv and writes
 PREFIX-bringup.png (bring-up latency vs CPU count, one panel per accelerator, each strategy and
 delay policy with the wake-up floor, the Linux guest's best configuration and the computed waits
 of a 10 ms / 200 µs sequential bring-up) and PREFIX-throughput.png (allocation and lock
-throughput vs working CPUs).
+throughput vs working CPUs) and PREFIX-sched.png (the scheduler: speedup against 1 vCPU per
+workload and accelerator, and the host run's times against the sequential code, multicore::sched
+beside rayon). With `--only sched`, the scheduler plot alone.
 """
 
 import csv
@@ -100,11 +102,73 @@ def plot_throughput(prefix):
     fig.savefig(prefix + "-throughput.png", dpi=110)
 
 
+def plot_sched(prefix):
+    rows = read(prefix + "-sched.csv")
+    if not rows:
+        return
+    guest = [r for r in rows if r["where"] == "guest"]
+    host = [r for r in rows if r["where"] == "host"]
+    accels = sorted({r["accel"] for r in guest})
+    panels = len(accels) + (1 if host else 0)
+    fig, axes = plt.subplots(1, max(panels, 1), figsize=(6 * max(panels, 1), 5), squeeze=False)
+    for ax, accel in zip(axes[0], accels):
+        mine = [r for r in guest if r["accel"] == accel]
+        ns = sorted({int(r["cpus"]) for r in mine})
+        for name in sorted({r["workload"] for r in mine}):
+            # A speedup of 0: no 1-vCPU boot to compare with (the smoke run's KVM point).
+            pts = sorted(
+                (int(r["cpus"]), float(r["speedup"]))
+                for r in mine
+                if r["workload"] == name and float(r["speedup"]) > 0
+            )
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=name)
+        ax.plot(ns, [min(n, 2) for n in ns], "k--", label="ideal on 2 host cores")
+        ax.axhline(1.9, color="grey", linestyle=":", label="target 1 → 2 vCPUs (1.9×)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ns)
+        ax.set_xticklabels([str(n) for n in ns])
+        ax.set_xlabel("vCPUs (-smp), 2 host cores")
+        ax.set_ylabel("speedup against 1 vCPU (median run)")
+        title = f"Scheduler in the guest, {accel}"
+        if accel == "KVM":
+            title += " (ring 0 emulated, tiny sizes)"
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if host:
+        ax = axes[0][len(accels)]
+        names = [n for n in dict.fromkeys(r["workload"] for r in host)]
+        contenders = [("multicore", "1"), ("rayon", "1"), ("multicore", "2"), ("rayon", "2")]
+        width = 0.8 / len(contenders)
+        for i, (imp, threads) in enumerate(contenders):
+            ys = []
+            for name in names:
+                # Host rows carry the implementation in `accel` and the threads in `cpus`.
+                key = (imp, threads, name)
+                r = next((r for r in host if (r["accel"], r["cpus"], r["workload"]) == key), None)
+                ys.append(float(r["speedup"]) if r else 0.0)
+            ax.bar([x + i * width for x in range(len(names))], ys, width, label=f"{imp}, {threads} thread(s)")
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))])
+        ax.set_xticklabels(names)
+        ax.set_ylabel("speedup against the sequential code (median run)")
+        ax.set_title("Host: multicore::sched on threads vs rayon")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(prefix + "-sched.png", dpi=110)
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: plot_bench.py PREFIX")
-    plot_bringup(sys.argv[1])
-    plot_throughput(sys.argv[1])
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1:] == ["--only", "sched"]:
+        plot_sched(args[0])
+        return
+    if len(args) != 1:
+        sys.exit("usage: plot_bench.py PREFIX [--only sched]")
+    plot_bringup(args[0])
+    plot_throughput(args[0])
+    plot_sched(args[0])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ macro_rules! fail {
 }
 
 mod bench;
+mod bench_sched;
 mod boot;
 mod bringup;
 mod bsp;
@@ -56,9 +57,16 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     }
     let cpus = bringup::bring_up(host, &apic, &tsc, apic_ids, &options);
     bsp::start_runtime(host, tsc, apic, cpus);
-    if options.bench == Some(BenchMode::Runtime) {
-        bench::run();
-        exit(ExitCode::Success);
+    match options.bench {
+        Some(BenchMode::Runtime) => {
+            bench::run();
+            exit(ExitCode::Success);
+        }
+        Some(mode @ (BenchMode::Sched | BenchMode::SchedSmall | BenchMode::SchedTiny)) => {
+            bench_sched::run(mode);
+            exit(ExitCode::Success);
+        }
+        Some(BenchMode::Floor) | None => {}
     }
     fault_injection::inject(options.test);
     run_checks(&options)

@@ -17,7 +17,11 @@
 //!   call latencies and stop there;
 //! - `bench=floor`: measure the wake-up floor first (a minimal real-mode probe started with the
 //!   same IPIs, which only counts itself in and halts), then bring the CPUs up and stop there,
-//!   printing both figures for the benchmark runner.
+//!   printing both figures for the benchmark runner;
+//! - `bench=sched`, `bench=sched-small`, `bench=sched-tiny`: after the runtime starts, the
+//!   scheduler benchmarks (fork-join workloads timed on every CPU, the cost of an empty `join`,
+//!   the wake latency of a halted CPU) and stop there; `small` is the smoke run's size, `tiny`
+//!   the size for a VM whose ring-0 code is emulated (this machine's KVM).
 //!
 //! Parsing is strict, because a typo silently falling back to a default would make a test run
 //! measure something other than intended: unknown keys, malformed or out-of-range values and
@@ -76,6 +80,12 @@ pub enum BenchMode {
     Floor,
     /// Runtime latencies (VM exit, IPI round trip, cross-CPU calls), then exit.
     Runtime,
+    /// The scheduler benchmarks at the full size (TCG), then exit.
+    Sched,
+    /// The scheduler benchmarks at the smoke run's size, then exit.
+    SchedSmall,
+    /// The scheduler benchmarks at the size for emulated ring-0 code, then exit.
+    SchedTiny,
 }
 
 impl BenchMode {
@@ -84,6 +94,9 @@ impl BenchMode {
         match self {
             Self::Floor => "floor",
             Self::Runtime => "runtime",
+            Self::Sched => "sched",
+            Self::SchedSmall => "sched-small",
+            Self::SchedTiny => "sched-tiny",
         }
     }
 }
@@ -224,7 +237,7 @@ impl fmt::Display for CmdlineError<'_> {
         write!(
             f,
             "; valid options: bringup=sequential|parallel, delays=spec|fast, maxcpus=1..{}, \
-             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime",
+             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime|sched|sched-small|sched-tiny",
             MAX_SUPPORTED_CPUS,
             MIN_AP_STACK_SIZE / KIB,
             MAX_AP_STACK_SIZE / MIB,
@@ -299,6 +312,9 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
                 options.bench = match value {
                     "floor" => Some(BenchMode::Floor),
                     "runtime" => Some(BenchMode::Runtime),
+                    "sched" => Some(BenchMode::Sched),
+                    "sched-small" => Some(BenchMode::SchedSmall),
+                    "sched-tiny" => Some(BenchMode::SchedTiny),
                     _ => return Err(invalid),
                 }
             }
@@ -361,7 +377,7 @@ mod tests {
 
     const VALID: &str = "valid options: bringup=sequential|parallel, delays=spec|fast, \
                          maxcpus=1..4096, apstack=8K..1M (multiple of 4K), \
-                         test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime";
+                         test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime|sched|sched-small|sched-tiny";
 
     #[test]
     fn defaults() {
@@ -408,6 +424,26 @@ mod tests {
                 bench: None,
             }
         );
+    }
+
+    #[test]
+    fn bench_modes_round_trip() {
+        for mode in [
+            BenchMode::Floor,
+            BenchMode::Runtime,
+            BenchMode::Sched,
+            BenchMode::SchedSmall,
+            BenchMode::SchedTiny,
+        ] {
+            let o = parse(&token(mode)).unwrap();
+            assert_eq!(o.bench, Some(mode));
+            assert!(o.to_string().ends_with(&token(mode)));
+        }
+        assert!(parse("bench=sched-huge").is_err());
+    }
+
+    fn token(mode: BenchMode) -> String {
+        format!("bench={}", mode.as_str())
     }
 
     #[test]

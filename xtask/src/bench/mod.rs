@@ -11,13 +11,19 @@
 //! 3. The Linux guest baseline (crate::linux_guest), under TCG, in the same run.
 //! 4. Hosted bring-up (hosted.rs): the hello_cpus example on the stand-in host (and on the
 //!    real Unikraft kernel with `UKBASE`) beside the demo kernel in the same machine.
-//! 5. The targets of issue 5 checked against the figures (targets.rs), the results file, CSV
+//! 5. The scheduler (sched.rs): `bench=sched` boots at 1, 2, 4, 8 vCPUs under TCG and KVM, and
+//!    the same workloads on the host against rayon (the `sched_bench` crate), with issue 12's
+//!    targets.
+//! 6. The targets of issue 5 checked against the figures (targets.rs), the results file, CSV
 //!    data and PNG plots (plot.rs).
+//!
+//! `--only sched` runs stage 5 alone (its own results file, `--out` or bench/sched.md).
 
 mod bringup;
 mod hosted;
 mod plot;
 mod runtime;
+mod sched;
 mod targets;
 
 use std::path::PathBuf;
@@ -52,6 +58,8 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Where the Markdown results go (the CSV data and plots go beside it).
     pub out: Option<PathBuf>,
+    /// One stage alone (`sched`).
+    pub only: Option<String>,
 }
 
 /// What a run is made of.
@@ -103,11 +111,36 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     if qemu.kvm_unusable.is_none() {
         accels.insert(0, Accel::Kvm);
     }
+    let only_sched = match options.only.as_deref() {
+        None => false,
+        Some("sched") => true,
+        Some(other) => return Err(format!("bench --only {other}: the only stage is `sched`")),
+    };
+    let default_out = if only_sched {
+        "bench/sched.md"
+    } else {
+        "bench/latest.md"
+    };
     let out = options
         .out
-        .unwrap_or_else(|| build::root().join("bench/latest.md"));
+        .unwrap_or_else(|| build::root().join(default_out));
     let dir = out.parent().map(PathBuf::from).unwrap_or_default();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if only_sched {
+        let results = sched::measure(&qemu, &images.multiboot, &accels, options.quick)?;
+        let mut report = format!(
+            "# Scheduler benchmarks ({}, QEMU {})\n",
+            now_utc(),
+            qemu.version_string()
+        );
+        report.push_str(&sched::render(&results));
+        let plots = plot::write_sched(&dir, &stem(&out), &results)?;
+        report.push_str(&plot::render_links(&plots));
+        print!("{report}");
+        std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+        eprintln!("bench: results written to {}", out.display());
+        return Ok(());
+    }
 
     let points = bring_up(&qemu, &images.multiboot, &accels, plan)?;
     let (runtime, runtime_failures) =
@@ -126,6 +159,7 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         plan.hosted_cpus,
         plan.hosted_boots,
     )?;
+    let sched = sched::measure(&qemu, &images.multiboot, &accels, options.quick)?;
 
     let mut report = bringup::render(&qemu, &points, plan.boots);
     report.push_str(&linux_guest::render(&linux));
@@ -139,7 +173,8 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         ));
     }
     report.push_str(&targets::render(&points, &runtime, &linux));
-    let plots = plot::write(&dir, &stem(&out), &points, &runtime, &linux)?;
+    report.push_str(&sched::render(&sched));
+    let plots = plot::write(&dir, &stem(&out), &points, &runtime, &linux, &sched)?;
     report.push_str(&plot::render_links(&plots));
     print!("{report}");
     std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;

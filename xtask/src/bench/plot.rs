@@ -9,27 +9,64 @@ use std::process::Command;
 
 use super::bringup::Point;
 use super::runtime::RuntimeBoot;
+use super::sched::{self, SchedResults};
 use crate::build;
 use crate::linux_guest::{self, LinuxRow};
 
-/// Writes `<stem>-bringup.csv`, `<stem>-linux.csv`, `<stem>-throughput.csv` in `dir` and draws
-/// `<stem>-bringup.png` and `<stem>-throughput.png`; returns the plots' paths.
+/// Writes `<stem>-bringup.csv`, `<stem>-linux.csv`, `<stem>-throughput.csv` and
+/// `<stem>-sched.csv` in `dir` and draws `<stem>-bringup.png`, `<stem>-throughput.png` and
+/// `<stem>-sched.png`; returns the plots' paths.
 pub fn write(
     dir: &Path,
     stem: &str,
     points: &[Point],
     runtime: &[RuntimeBoot],
     linux: &[LinuxRow],
+    sched: &SchedResults,
 ) -> Result<Vec<PathBuf>, String> {
     let prefix = dir.join(stem);
     let file = |suffix: &str| PathBuf::from(format!("{}-{suffix}", prefix.display()));
-    let save = |path: PathBuf, text: String| {
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
-    };
     save(file("bringup.csv"), bringup_csv(points))?;
     save(file("linux.csv"), linux_csv(linux))?;
     save(file("throughput.csv"), throughput_csv(runtime))?;
+    save(file("sched.csv"), sched::csv(sched))?;
+    draw(&prefix, &[])?;
+    let plots = vec![
+        file("bringup.png"),
+        file("throughput.png"),
+        file("sched.png"),
+    ];
+    check_written(&plots)?;
+    Ok(plots)
+}
 
+/// The scheduler stage alone (`cargo xtask bench --only sched`): `<stem>-sched.csv` and
+/// `<stem>-sched.png`.
+pub fn write_sched(dir: &Path, stem: &str, sched: &SchedResults) -> Result<Vec<PathBuf>, String> {
+    let prefix = dir.join(stem);
+    let file = |suffix: &str| PathBuf::from(format!("{}-{suffix}", prefix.display()));
+    save(file("sched.csv"), sched::csv(sched))?;
+    draw(&prefix, &["--only", "sched"])?;
+    let plots = vec![file("sched.png")];
+    check_written(&plots)?;
+    Ok(plots)
+}
+
+fn save(path: PathBuf, text: String) -> Result<(), String> {
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn check_written(plots: &[PathBuf]) -> Result<(), String> {
+    for plot in plots {
+        if !plot.is_file() {
+            return Err(format!("plots: {} was not written", plot.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs scripts/plot_bench.py on the CSVs at `prefix` (matplotlib set up first).
+fn draw(prefix: &Path, args: &[&str]) -> Result<(), String> {
     let setup = build::root().join("scripts/bench-setup.sh");
     let out = Command::new("bash")
         .arg(&setup)
@@ -46,7 +83,8 @@ pub fn write(
     let script = build::root().join("scripts/plot_bench.py");
     let out = Command::new(&python)
         .arg(&script)
-        .arg(&prefix)
+        .arg(prefix)
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     if !out.status.success() {
@@ -56,13 +94,7 @@ pub fn write(
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let plots = vec![file("bringup.png"), file("throughput.png")];
-    for plot in &plots {
-        if !plot.is_file() {
-            return Err(format!("plots: {} was not written", plot.display()));
-        }
-    }
-    Ok(plots)
+    Ok(())
 }
 
 fn bringup_csv(points: &[Point]) -> String {
