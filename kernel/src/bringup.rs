@@ -130,6 +130,12 @@ fn report_topology(topo: &topology::Topology<'_>, max_cpus: u32) {
     if topo.disabled > 0 {
         println!("{} disabled CPU entries ignored", topo.disabled);
     }
+    if topo.broadcast_ids > 0 {
+        println!(
+            "warning: {} CPU entries with the broadcast APIC ID ignored (an INIT to it would reach every CPU)",
+            topo.broadcast_ids
+        );
+    }
     if !topo.bsp_listed && topo.source != CpuSource::BspOnly {
         println!("warning: the BSP's APIC ID is not in the CPU table");
     }
