@@ -12,7 +12,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
-use multicore::sched::{Platform, Registry};
+use multicore::sched::{Counters, Platform, Registry};
 use sched_bench::{empty_joins, median, Data, Fork, Sequential, Sizes, Workload};
 
 /// Threads as CPUs: each knows its worker index (a thread-local tagged with the platform, as
@@ -126,6 +126,25 @@ impl Contender {
             Contender::Ours(_) => "multicore",
             Contender::Rayon(_) => "rayon",
         }
+    }
+
+    /// Every worker's counters added up (ours only: rayon keeps none).
+    fn counters(&self) -> Option<Counters> {
+        let Contender::Ours(pool) = self else {
+            return None;
+        };
+        let r = pool.registry;
+        Some(
+            (0..r.workers())
+                .map(|w| r.counters(w))
+                .fold(Counters::default(), |a, c| Counters {
+                    tasks: a.tasks + c.tasks,
+                    steals: a.steals + c.steals,
+                    failed_steals: a.failed_steals + c.failed_steals,
+                    sleeps: a.sleeps + c.sleeps,
+                    wakeups: a.wakeups + c.wakeups,
+                }),
+        )
     }
 
     /// Runs `job` with this contender's `join`, on one of its workers.
@@ -244,14 +263,27 @@ fn run(sizes: Sizes) -> Result<(), String> {
     // The join overhead: the median of several batches, interleaved like the workloads.
     let batches = sizes.reps.max(3);
     let mut ticks: Vec<Vec<u64>> = vec![Vec::new(); contenders.len()];
+    let before: Vec<Option<Counters>> = contenders.iter().map(|(_, c)| c.counters()).collect();
     for _ in 0..batches {
         for (c, (_, contender)) in contenders.iter().enumerate() {
             ticks[c].push(contender.run(|f| f.joins(sizes.joins)));
         }
     }
-    for ((threads, contender), t) in contenders.iter().zip(&mut ticks) {
+    let joins = (batches * sizes.joins) as f64 / 1000.0;
+    for (((threads, contender), t), before) in contenders.iter().zip(&mut ticks).zip(before) {
+        // Ours also says what its workers did meanwhile, per 1000 joins.
+        let counts = match (before, contender.counters()) {
+            (Some(b), Some(a)) => format!(
+                " steals_per_1k={:.1} failed_per_1k={:.1} sleeps_per_1k={:.1} wakeups_per_1k={:.1}",
+                (a.steals - b.steals) as f64 / joins,
+                (a.failed_steals - b.failed_steals) as f64 / joins,
+                (a.sleeps - b.sleeps) as f64 / joins,
+                (a.wakeups - b.wakeups) as f64 / joins
+            ),
+            _ => String::new(),
+        };
         println!(
-            "host: impl={} threads={threads} join_empty joins={} ns_per_join={:.2}",
+            "host: impl={} threads={threads} join_empty joins={} ns_per_join={:.2}{counts}",
             contender.name(),
             sizes.joins,
             median(t) as f64 / sizes.joins as f64

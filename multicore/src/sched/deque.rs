@@ -34,20 +34,19 @@ pub enum Steal {
 /// A bounded work-stealing deque of jobs.
 pub struct Deque {
     top: AtomicUsize,
-    /// On its own cache line: the owner writes it on every push and pop, thieves only read it.
-    bottom: Padded<AtomicUsize>,
+    /// The owner's end, on its own cache line: the owner writes it on every push and pop,
+    /// thieves only read it.
+    owner: OwnerEnd,
     slots: Box<[AtomicPtr<JobHeader>]>,
     mask: usize,
 }
 
 #[repr(align(64))]
-struct Padded<T>(T);
-
-impl core::ops::Deref for Padded<AtomicUsize> {
-    type Target = AtomicUsize;
-    fn deref(&self) -> &AtomicUsize {
-        &self.0
-    }
+struct OwnerEnd {
+    bottom: AtomicUsize,
+    /// Jobs pushed so far (wrapping), beside `bottom`, which every push writes anyway: an idle
+    /// worker reads it to tell whether work is being forked (`Registry::idle`).
+    pushes: AtomicUsize,
 }
 
 /// `b - t` read as a signed count.
@@ -61,7 +60,10 @@ impl Deque {
         let capacity = capacity.max(2).next_power_of_two();
         Deque {
             top: AtomicUsize::new(0),
-            bottom: Padded(AtomicUsize::new(0)),
+            owner: OwnerEnd {
+                bottom: AtomicUsize::new(0),
+                pushes: AtomicUsize::new(0),
+            },
             slots: (0..capacity)
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
                 .collect::<Vec<_>>()
@@ -75,22 +77,31 @@ impl Deque {
         self.mask + 1
     }
 
-    /// Pushes `job` at the bottom; a full deque gives it back.
+    /// Pushes `job` at the bottom and returns how many jobs were there before it (as the owner
+    /// saw them: thieves may have taken some since); a full deque gives the job back.
     ///
     /// # Safety
     /// Only the owner calls `push` and `pop` (one context at a time).
-    pub unsafe fn push(&self, job: JobRef) -> Result<(), JobRef> {
-        let b = self.bottom.load(Ordering::Relaxed);
+    pub unsafe fn push(&self, job: JobRef) -> Result<usize, JobRef> {
+        let b = self.owner.bottom.load(Ordering::Relaxed);
         let t = self.top.load(Ordering::Acquire);
-        if distance(b, t) >= self.capacity() as isize {
+        let before = distance(b, t);
+        if before >= self.capacity() as isize {
             return Err(job);
         }
         self.slots[b & self.mask].store(job.as_ptr(), Ordering::Relaxed);
         // The job (and what it points to) before the new bottom: a thief that sees the new
         // bottom with an acquire load sees the job's contents.
         fence(Ordering::Release);
-        self.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
-        Ok(())
+        self.owner
+            .bottom
+            .store(b.wrapping_add(1), Ordering::Relaxed);
+        // Only the owner writes it: a load and a store, no locked instruction.
+        let pushes = self.owner.pushes.load(Ordering::Relaxed);
+        self.owner
+            .pushes
+            .store(pushes.wrapping_add(1), Ordering::Relaxed);
+        Ok(before.max(0) as usize)
     }
 
     /// Pops the newest job, if a thief did not take it.
@@ -98,15 +109,17 @@ impl Deque {
     /// # Safety
     /// As for [`Deque::push`].
     pub unsafe fn pop(&self) -> Option<JobRef> {
-        let b = self.bottom.load(Ordering::Relaxed).wrapping_sub(1);
-        self.bottom.store(b, Ordering::Relaxed);
+        let b = self.owner.bottom.load(Ordering::Relaxed).wrapping_sub(1);
+        self.owner.bottom.store(b, Ordering::Relaxed);
         // The claim on slot b before reading top: with the thieves' fence between their top and
         // bottom reads, owner and thief cannot both miss each other's claim (Dekker).
         fence(Ordering::SeqCst);
         let t = self.top.load(Ordering::Relaxed);
         let n = distance(b, t);
         if n < 0 {
-            self.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+            self.owner
+                .bottom
+                .store(b.wrapping_add(1), Ordering::Relaxed);
             return None;
         }
         let job = self.slots[b & self.mask].load(Ordering::Relaxed);
@@ -119,7 +132,9 @@ impl Deque {
             .top
             .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             .is_ok();
-        self.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+        self.owner
+            .bottom
+            .store(b.wrapping_add(1), Ordering::Relaxed);
         // SAFETY: as above; the CAS made it ours.
         won.then(|| unsafe { JobRef::from_ptr(job) })
     }
@@ -128,7 +143,7 @@ impl Deque {
     pub fn steal(&self) -> Steal {
         let t = self.top.load(Ordering::Acquire);
         fence(Ordering::SeqCst);
-        let b = self.bottom.load(Ordering::Acquire);
+        let b = self.owner.bottom.load(Ordering::Acquire);
         if distance(b, t) <= 0 {
             return Steal::Empty;
         }
@@ -145,10 +160,15 @@ impl Deque {
         }
     }
 
+    /// Jobs pushed so far, wrapping (a hint for idle workers: whether the owner is forking).
+    pub fn pushes(&self) -> usize {
+        self.owner.pushes.load(Ordering::Relaxed)
+    }
+
     /// Whether the deque looked empty (a hint: it may change at once).
     pub fn looks_empty(&self) -> bool {
         let t = self.top.load(Ordering::Relaxed);
-        let b = self.bottom.load(Ordering::Relaxed);
+        let b = self.owner.bottom.load(Ordering::Relaxed);
         distance(b, t) <= 0
     }
 }
@@ -185,7 +205,7 @@ mod tests {
         let jobs: Vec<_> = (0..3).map(Counted::new).collect();
         let d = Deque::new(2);
         d.top.store(usize::MAX - 1, Ordering::Relaxed);
-        d.bottom.store(usize::MAX - 1, Ordering::Relaxed);
+        d.owner.bottom.store(usize::MAX - 1, Ordering::Relaxed);
         for round in 0..4 {
             // SAFETY: the only owner.
             unsafe {

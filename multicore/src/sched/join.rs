@@ -104,7 +104,12 @@ impl Registry {
         let job_b = StackJob::new(b, Some(w), self);
         let b_ref = job_b.job_ref();
         // SAFETY: this CPU is worker w; job_b lives until its result is taken below.
-        unsafe { self.push_local(w, b_ref) };
+        if unsafe { self.push_fork(w, b_ref) }.is_err() {
+            // A full deque: no parallelism to be had here, both halves run in place.
+            let ra = a();
+            self.count_inline(w);
+            return (ra, job_b.run_inline());
+        }
         let ra = a();
         loop {
             if job_b.latch.probe() {

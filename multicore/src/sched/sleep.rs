@@ -15,6 +15,18 @@
 //! platform's `wait` returns only when the state is no longer `SLEEPING` (a halted CPU takes
 //! the IPI even if it arrived before the `hlt`: interrupts are off from the last check until
 //! `sti; hlt`). The model is in `loom_models.rs`.
+//!
+//! One kind of new work takes a cheaper path: the second half of a `join`, pushed on the
+//! joiner's own deque ([`Sleep::wake_for_fork`]). Its owner takes it back and runs it itself
+//! unless a thief got it first, so no wake-up is needed for it to run, only for it to run in
+//! parallel: the check for sleepers comes without the fence (which would be the second full
+//! fence of every `join`, beside the deque's own), and without waking anyone while a worker is
+//! awake and searching (it will find the job) unless the deque already held work (more than one
+//! searcher can take). What that can cost: in the nanoseconds where a sleeper's announcement
+//! and the push cross in the two store buffers, that sleeper stays asleep until the next
+//! wake-up, and the half runs on its owner. A job is never left unrun while everyone sleeps: a
+//! worker looks at its own deque first, and last before it sleeps. Every other kind of work
+//! (injected, spawned, scoped) and every latch keeps the fenced protocol above.
 
 use crate::sync::primitives::{fence, AtomicU32, AtomicUsize, Ordering};
 
@@ -46,6 +58,8 @@ pub trait Platform: Sync {
 pub(crate) struct Sleep {
     states: alloc::boxed::Box<[Padded<AtomicU32>]>,
     sleepers: AtomicUsize,
+    /// Workers awake and looking for work (in their idle rounds, not yet announced).
+    searching: Padded<AtomicUsize>,
     /// Where the next wake-one scan starts, so that wake-ups spread over the sleepers.
     next: AtomicUsize,
 }
@@ -60,8 +74,37 @@ impl Sleep {
                 .map(|_| Padded(AtomicU32::new(AWAKE)))
                 .collect(),
             sleepers: AtomicUsize::new(0),
+            searching: Padded(AtomicUsize::new(0)),
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// A worker found nothing and starts its idle rounds.
+    pub(crate) fn start_searching(&self) {
+        self.searching.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A searching worker found work, or is about to announce its sleep.
+    pub(crate) fn stop_searching(&self) {
+        self.searching.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Workers searching now (a snapshot).
+    pub(crate) fn searching(&self) -> usize {
+        self.searching.0.load(Ordering::Relaxed)
+    }
+
+    /// After a worker pushed a join's second half on its own deque (which held `before` jobs):
+    /// wakes a sleeper if none is searching, or if there was work already. No fence: see the
+    /// module docs for why this one may miss a sleeper, and what that costs.
+    pub(crate) fn wake_for_fork(&self, platform: &dyn Platform, before: usize) -> Option<usize> {
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        if before == 0 && self.searching.0.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        self.wake_one(platform)
     }
 
     /// Worker `w` announces that it is about to sleep. Then the caller checks for work (and its
