@@ -81,22 +81,19 @@ fn read_boot_info(protocol: u32, info: u32) -> BootInfo {
         other => fail!("unknown boot protocol {other}"),
     };
     match parsed {
-        Ok(boot) => {
-            if boot.cmdline_truncated {
-                println!(
-                    "warning: kernel command line longer than {} bytes, cut",
-                    bootinfo::MAX_CMDLINE
-                );
-            }
-            boot
-        }
+        Ok(boot) => boot,
         Err(e) => fail!("{e}"),
     }
 }
 
 /// The options on the kernel command line; a bad one ends the run with the list of valid ones.
 fn parse_options(boot: &BootInfo) -> Options {
-    let options = match demo_options::parse(boot.cmdline()) {
+    // Whole or not at all: a line cut short or at a bad byte could drop an option unseen.
+    let line = match boot.strict_cmdline() {
+        Ok(line) => line,
+        Err(e) => fail!("bad kernel command line: {e}"),
+    };
+    let options = match demo_options::parse(line) {
         Ok(options) => options,
         Err(e) => fail!("bad kernel command line: {e}"),
     };

@@ -12,7 +12,8 @@
 //! - `test=NAME`: a fault or load injected for the integration tests (none by default):
 //!   `absent-ap` adds an AP with an APIC ID no CPU has (the start path's timeout, retry and
 //!   error), `panic-ap` panics on CPU 1, `fault-ap` makes CPU 1 touch unmapped memory, and
-//!   `lock-torture` runs the lock checks with many more iterations;
+//!   `lock-torture` runs the lock checks with many more iterations, and `task-panic` makes a
+//!   scheduler task panic on an AP;
 //! - `bench=runtime`: after the runtime starts, measure VM-exit, IPI round-trip and cross-CPU
 //!   call latencies and stop there;
 //! - `bench=floor`: measure the wake-up floor first (a minimal real-mode probe started with the
@@ -59,6 +60,8 @@ pub enum TestCase {
     FaultAp,
     /// Lock checks with many iterations on every CPU.
     LockTorture,
+    /// A scheduler task panics on an AP.
+    TaskPanic,
 }
 
 impl TestCase {
@@ -69,6 +72,7 @@ impl TestCase {
             Self::PanicAp => "panic-ap",
             Self::FaultAp => "fault-ap",
             Self::LockTorture => "lock-torture",
+            Self::TaskPanic => "task-panic",
         }
     }
 }
@@ -237,7 +241,7 @@ impl fmt::Display for CmdlineError<'_> {
         write!(
             f,
             "; valid options: bringup=sequential|parallel, delays=spec|fast, maxcpus=1..{}, \
-             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime|sched|sched-small|sched-tiny",
+             apstack={}K..{}M (multiple of {}K), test=absent-ap|panic-ap|fault-ap|lock-torture|task-panic, bench=floor|runtime|sched|sched-small|sched-tiny",
             MAX_SUPPORTED_CPUS,
             MIN_AP_STACK_SIZE / KIB,
             MAX_AP_STACK_SIZE / MIB,
@@ -324,6 +328,7 @@ pub fn parse(s: &str) -> Result<Options, CmdlineError<'_>> {
                     "panic-ap" => Some(TestCase::PanicAp),
                     "fault-ap" => Some(TestCase::FaultAp),
                     "lock-torture" => Some(TestCase::LockTorture),
+                    "task-panic" => Some(TestCase::TaskPanic),
                     _ => return Err(invalid),
                 }
             }
@@ -377,7 +382,7 @@ mod tests {
 
     const VALID: &str = "valid options: bringup=sequential|parallel, delays=spec|fast, \
                          maxcpus=1..4096, apstack=8K..1M (multiple of 4K), \
-                         test=absent-ap|panic-ap|fault-ap|lock-torture, bench=floor|runtime|sched|sched-small|sched-tiny";
+                         test=absent-ap|panic-ap|fault-ap|lock-torture|task-panic, bench=floor|runtime|sched|sched-small|sched-tiny";
 
     #[test]
     fn defaults() {

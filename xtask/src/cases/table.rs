@@ -454,7 +454,7 @@ mod tests {
     fn the_matrix_reads_for_every_qemu() {
         for q in [qemu((7, 2), true), qemu((10, 0), true), qemu((7, 2), false)] {
             let cases = cases(MATRIX, &q).unwrap();
-            assert_eq!(cases.len(), 101);
+            assert_eq!(cases.len(), 103);
             assert!(cases.iter().all(|c| c.timeout >= Duration::from_secs(60)));
         }
     }
