@@ -1,6 +1,7 @@
-//! Loom models: the deque alone (every job taken exactly once between owner and thief), and
-//! the whole scheduler on two workers (a join whose second half is stolen by a worker that was
-//! asleep: nobody sleeps for ever, both halves run once, the joiner gets both results).
+//! Loom models: the deque alone (every job taken exactly once between owner and thief); the
+//! whole scheduler on two workers (a join whose second half is stolen by a worker that was
+//! asleep: nobody sleeps for ever, both halves run once, the joiner gets both results); and
+//! work from outside the workers through the injector, which must wake the one worker asleep.
 //!
 //! Sleeping is `loom::thread::park`, waking `unpark`: like an IPI to a CPU that has interrupts
 //! off until `sti; hlt`, an unpark that comes before the park is not lost. A lost wake-up shows
@@ -124,6 +125,28 @@ fn loom_a_stolen_join_half_wakes_its_joiner_and_no_sleeper_is_lost() {
         });
         let (a, b) = registry.join(|| 1, || 2);
         assert_eq!((a, b), (1, 2));
+        registry.shutdown();
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_injected_work_wakes_a_sleeping_worker() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let platform: &'static LoomThreads = Box::leak(Box::new(LoomThreads {
+            threads: Mutex::new(alloc::vec![None]),
+        }));
+        let registry: &'static Registry =
+            Box::leak(Box::new(Registry::with_capacity(1, platform, 2)));
+        let worker = thread::spawn(move || {
+            WORKER.with(|w| w.set(Some(0)));
+            platform.threads.lock().unwrap()[0] = Some(thread::current());
+            registry.run_worker(0);
+        });
+        // This thread is no worker: its join goes through the injector, and it polls.
+        assert_eq!(registry.join(|| 3, || 4), (3, 4));
         registry.shutdown();
         worker.join().unwrap();
     });
