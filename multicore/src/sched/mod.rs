@@ -30,6 +30,8 @@ mod latch;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod parallel;
+#[cfg(all(test, not(loom)))]
+mod property_tests;
 mod registry;
 mod scope;
 mod sleep;
