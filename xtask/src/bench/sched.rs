@@ -684,13 +684,13 @@ fn codegen_note(results: &SchedResults, name: &str) -> String {
         return host_load_note();
     };
     let mut s = format!(
-        "The sequential code itself takes {seq2:.1} ms in the 2-vCPU VM against {seq1:.1} ms in          the 1-vCPU VM ({:.2}×): against its own VM's sequential run the 2-vCPU speedup is          {:.2}×.",
+        "The sequential code itself takes {seq2:.1} ms in the 2-vCPU VM against {seq1:.1} ms in the 1-vCPU VM ({:.2}×): against its own VM's sequential run the 2-vCPU speedup is {:.2}×.",
         ratio(seq2, seq1),
         ratio(seq2, par2)
     );
     if let Some((seq_ref, par_ref)) = get(ONE_OF_TWO) {
         s += &format!(
-            " At `-smp {ONE_OF_TWO}` (one vCPU, code translated as for two) it takes {seq_ref:.1}              ms sequentially and {par_ref:.1} ms on the scheduler: against that, {:.2}×. The              slowdown is QEMU's translation for a VM of several vCPUs, not the scheduler.",
+            " At `-smp {ONE_OF_TWO}` (one vCPU, code translated as for two) it takes {seq_ref:.1} ms sequentially and {par_ref:.1} ms on the scheduler: against that, {:.2}×. The slowdown is QEMU's translation for a VM of several vCPUs, not the scheduler.",
             ratio(par_ref, par2)
         );
     }
