@@ -120,10 +120,7 @@ pub fn start(
     cpus: &'static [&'static CpuData],
 ) -> Result<&'static Runtime, RuntimeError> {
     // The runtime reaches its per-CPU state through GS, which must be the library's.
-    match crate::cpu_local::current() {
-        Some(local) if local.role() == crate::cpu_local::CpuRole::Kernel => {}
-        _ => return Err(RuntimeError::NotBroughtUp),
-    }
+    bsp_is(crate::cpu_local::CpuRole::Kernel)?;
     let rt = publish(host, tsc, apic, cpus, false);
     setup_this_cpu(rt, rt.cpus[0], Tables::Install)?;
     wake_aps(rt);
@@ -144,13 +141,18 @@ pub(crate) fn start_hosted(
     apic: LocalApic,
     cpus: &'static [&'static CpuData],
 ) -> Result<&'static Runtime, RuntimeError> {
-    match crate::cpu_local::current() {
-        Some(local) if local.role() == crate::cpu_local::CpuRole::HostedBsp => {}
-        _ => return Err(RuntimeError::NotBroughtUp),
-    }
+    bsp_is(crate::cpu_local::CpuRole::HostedBsp)?;
     let rt = publish(host, tsc, apic, cpus, true);
     wake_aps(rt);
     Ok(rt)
+}
+
+/// The caller is the BSP of a bring-up whose CPUs have `role` (the blocks say how GS is owned).
+fn bsp_is(role: crate::cpu_local::CpuRole) -> Result<(), RuntimeError> {
+    match crate::cpu_local::current() {
+        Some(local) if local.index() == 0 && local.role() == role => Ok(()),
+        _ => Err(RuntimeError::NotBroughtUp),
+    }
 }
 
 /// Builds and publishes the runtime for `cpus` (nothing set up on any CPU yet).
