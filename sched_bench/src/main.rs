@@ -4,7 +4,7 @@
 //! and 2 threads, the runs of the four pools interleaved so that a busy spell of the host falls
 //! on all of them, then the cost of one empty `join` on each.
 //!
-//! `sched_bench [--quick]`, one line per figure for `cargo xtask bench` (xtask/src/bench/sched.rs):
+//! `sched_bench [--quick] [--joins-only]`, one line per figure for `cargo xtask bench` (xtask/src/bench/sched.rs):
 //! `host: impl=multicore|rayon|sequential threads=K workload=NAME param=P reps=R median_ns=..
 //! min_ns=.. result=..` and `host: impl=.. threads=K join_empty joins=N ns_per_join=..`.
 //! A result that differs from the sequential one ends the run with an error.
@@ -190,17 +190,19 @@ impl ForkRunner for RayonRunner {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    if let Err(e) = run(if quick {
+    let joins_only = std::env::args().any(|a| a == "--joins-only");
+    let sizes = if quick {
         Sizes::HOST_QUICK
     } else {
         Sizes::HOST
-    }) {
+    };
+    if let Err(e) = run(sizes, joins_only) {
         eprintln!("sched_bench: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(sizes: Sizes) -> Result<(), String> {
+fn run(sizes: Sizes, joins_only: bool) -> Result<(), String> {
     now();
     println!(
         "host: cores={} quick={}",
@@ -220,7 +222,8 @@ fn run(sizes: Sizes) -> Result<(), String> {
         (2, Contender::Rayon(rayon_pool(2)?)),
     ];
     let mut data = Data::new(sizes);
-    for w in Workload::ALL {
+    let workloads: &[Workload] = if joins_only { &[] } else { &Workload::ALL };
+    for &w in workloads {
         let reference = data.run(&Sequential, w, &now);
         println!(
             "host: impl=sequential threads=1 workload={} param={} reps=1 median_ns={} min_ns={} result={}",

@@ -82,6 +82,7 @@ impl Deque {
     ///
     /// # Safety
     /// Only the owner calls `push` and `pop` (one context at a time).
+    #[inline]
     pub unsafe fn push(&self, job: JobRef) -> Result<usize, JobRef> {
         let b = self.owner.bottom.load(Ordering::Relaxed);
         let t = self.top.load(Ordering::Acquire);
@@ -108,6 +109,7 @@ impl Deque {
     ///
     /// # Safety
     /// As for [`Deque::push`].
+    #[inline]
     pub unsafe fn pop(&self) -> Option<JobRef> {
         let b = self.owner.bottom.load(Ordering::Relaxed).wrapping_sub(1);
         self.owner.bottom.store(b, Ordering::Relaxed);

@@ -20,6 +20,7 @@ pub(crate) struct Latch {
 
 impl Latch {
     /// An unset latch whose waiter is `owner` (a worker index), if known.
+    #[inline]
     pub(crate) fn new(owner: Option<usize>) -> Latch {
         Latch {
             set: AtomicBool::new(false),
@@ -28,6 +29,7 @@ impl Latch {
     }
 
     /// Whether it is set; an acquire, so what the setter wrote before is visible after `true`.
+    #[inline]
     pub(crate) fn probe(&self) -> bool {
         self.set.load(Ordering::Acquire)
     }

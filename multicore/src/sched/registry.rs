@@ -60,6 +60,7 @@ struct AtomicCounters {
 /// Counts one event on a counter that only its own worker writes: a load and a store, not a
 /// locked read-modify-write (`lock xadd` costs as much as the rest of an empty `join`; readers
 /// only ever see a count some moment had).
+#[inline]
 fn bump_own(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
@@ -172,6 +173,7 @@ impl Registry {
     }
 
     /// The running worker's index, if the caller is one of this registry's workers.
+    #[inline]
     pub fn current_worker(&self) -> Option<usize> {
         self.platform
             .current_worker()
@@ -183,6 +185,7 @@ impl Registry {
     ///
     /// # Safety
     /// The caller is worker `w`; `job` is alive until it has run.
+    #[inline]
     pub(crate) unsafe fn push_local(&self, w: usize, job: JobRef) {
         // SAFETY: the caller is the owner.
         match unsafe { self.workers[w].deque.push(job) } {
@@ -198,6 +201,7 @@ impl Registry {
     ///
     /// # Safety
     /// The caller is worker `w`; `job` is alive until it has run.
+    #[inline]
     pub(crate) unsafe fn push_fork(&self, w: usize, job: JobRef) -> Result<(), JobRef> {
         // SAFETY: the caller is the owner.
         let before = unsafe { self.workers[w].deque.push(job) }?;
@@ -211,6 +215,7 @@ impl Registry {
     ///
     /// # Safety
     /// The caller is worker `w`.
+    #[inline]
     pub(crate) unsafe fn pop_local(&self, w: usize) -> Option<JobRef> {
         // SAFETY: the caller is the owner.
         unsafe { self.workers[w].deque.pop() }
@@ -247,6 +252,7 @@ impl Registry {
     ///
     /// # Safety
     /// `job` is alive and this caller took it (from a deque, the injector, or made it).
+    #[inline]
     pub(crate) unsafe fn execute(&self, w: usize, job: JobRef) {
         bump_own(&self.workers[w].counters.tasks);
         // SAFETY: the caller's contract.
@@ -254,6 +260,7 @@ impl Registry {
     }
 
     /// Counts a closure worker `w` ran in place of a job it had pushed and popped back.
+    #[inline]
     pub(crate) fn count_inline(&self, w: usize) {
         bump_own(&self.workers[w].counters.tasks);
     }

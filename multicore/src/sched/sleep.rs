@@ -97,6 +97,7 @@ impl Sleep {
     /// After a worker pushed a join's second half on its own deque (which held `before` jobs):
     /// wakes a sleeper if none is searching, or if there was work already. No fence: see the
     /// module docs for why this one may miss a sleeper, and what that costs.
+    #[inline]
     pub(crate) fn wake_for_fork(&self, platform: &dyn Platform, before: usize) -> Option<usize> {
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return None;
