@@ -1,9 +1,11 @@
 //! The demo's bring-up: the CPUs found (ACPI MADT, else MP tables) and reported, and the APs
 //! started with the library, each printing its line and joining the runtime.
 
+use core::fmt;
+
 use multicore::arch::x86_64::apic::LocalApic;
 use multicore::arch::x86_64::tsc::Tsc;
-use multicore::boot::{start_aps, BringupPlan, CpuData, StartConfig};
+use multicore::boot::{start_aps, ApPhases, BringupPlan, BringupReport, CpuData, StartConfig};
 use multicore::topology::{self, CpuSource};
 
 use bootinfo::BootInfo;
@@ -33,7 +35,7 @@ pub fn bring_up(
     tsc: &Tsc,
     apic_ids: &[u32],
     options: &Options,
-) -> &'static [&'static CpuData] {
+) -> BringupReport {
     let plan = BringupPlan {
         apic_ids,
         config: StartConfig {
@@ -66,13 +68,57 @@ pub fn bring_up(
     if report.online() != wanted {
         fail!("{} of {} APs did not start", report.aps_failed, wanted - 1)
     }
-    report.cpus
+    report
+}
+
+/// One `phases:` line per AP: its phase stamps (multicore/src/boot/phases.rs) in nanoseconds
+/// from the first INIT, `-` for a stamp it has not got (no second SIPI, typically).
+pub fn print_phases(tsc: &Tsc, report: &BringupReport) {
+    for cpu in &report.cpus[1..] {
+        println!(
+            "{}",
+            PhaseLine {
+                cpu: cpu.index,
+                phases: cpu.phases(),
+                start: report.start_tsc,
+                hz: tsc.hz().max(1),
+            }
+        );
+    }
+}
+
+/// A `phases:` line, formatted as one piece so that it prints as one line.
+struct PhaseLine {
+    cpu: u32,
+    phases: ApPhases,
+    start: u64,
+    hz: u64,
+}
+
+impl fmt::Display for PhaseLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "phases: cpu={}", self.cpu)?;
+        for (name, stamp) in self.phases.named() {
+            match stamp {
+                Some(t) => {
+                    let ticks = t as i128 - self.start as i128;
+                    write!(f, " {name}={}", ticks * 1_000_000_000 / self.hz as i128)?
+                }
+                None => write!(f, " {name}=-")?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What each AP runs once the library has it in Rust: say so, be counted, join the runtime
-/// (which idles it until cross-CPU calls come).
+/// (which idles it until cross-CPU calls come). Its line is queued, not written: the BSP's next
+/// line writes it out, after the APs it is still starting.
 fn ap_main(cpu: &'static CpuData) -> ! {
-    println!("CPU {} online! APIC ID: {}", cpu.index, cpu.apic_id);
+    crate::console::queue(format_args!(
+        "CPU {} online! APIC ID: {}\n",
+        cpu.index, cpu.apic_id
+    ));
     cpu.mark_online();
     multicore::rt::join(cpu)
 }

@@ -41,6 +41,13 @@ pub fn print(args: fmt::Arguments<'_>) {
     RING.print(args, &send);
 }
 
+/// Queues `args` as one line without writing anything out: the next `print` on any CPU does.
+/// For APs during the bring-up, whose port writes (VM exits, under TCG each one taking QEMU's
+/// global lock) would hold up the BSP that is still starting the others.
+pub fn queue(args: fmt::Arguments<'_>) {
+    RING.queue(args, &send);
+}
+
 /// Writes `args` after every other CPU was stopped: a stopped CPU may have been holding the
 /// port mid-line, so the lock is bypassed (not waited for, not forced, which would run its
 /// unlock path for another CPU). Lines still queued are written first.

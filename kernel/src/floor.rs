@@ -41,6 +41,9 @@ pub struct FloorReport {
     pub arrived: u32,
     /// Microseconds from the first INIT until the last AP counted in (or the timeout).
     pub time_us: u64,
+    /// Microseconds from the first INIT until the first SIPI had been sent to every AP: the
+    /// BSP's send loop, to hold against the bring-up's (its `phases:` lines).
+    pub sipis_sent_us: u64,
 }
 
 /// The probe installed in the trampoline page, and the bytes it replaced.
@@ -96,6 +99,7 @@ impl FloorProbe {
                 aps: 0,
                 arrived: 0,
                 time_us: 0,
+                sipis_sent_us: 0,
             });
         }
         // SAFETY: the counter is a 4-byte aligned u32 inside the installed probe; APs increment
@@ -122,6 +126,7 @@ impl FloorProbe {
         send_all(Icr::init())?;
         tsc.delay_us(d.after_init_us);
         send_all(Icr::startup(vector))?;
+        let sipis_sent = tsc::now();
         tsc.delay_us(d.after_sipi_us);
         wait(d.second_sipi_after_us);
         if counter.load(Ordering::Acquire) < n {
@@ -138,6 +143,7 @@ impl FloorProbe {
             aps: n,
             arrived,
             time_us: tsc.ticks_to_us(done - first_init),
+            sipis_sent_us: tsc.ticks_to_us(sipis_sent - first_init),
         })
     }
 
@@ -173,14 +179,16 @@ pub fn measure_then_bring_up(
         Err(e) => fail!("floor probe: {e}"),
     };
     crate::println!(
-        "floor: cpus={} arrived={} time_us={} cold_us={} delays={}",
+        "floor: cpus={} arrived={} time_us={} cold_us={} sipis_sent_us={} delays={}",
         warm.aps + 1,
         warm.arrived + 1,
         warm.time_us,
         cold.time_us,
+        warm.sipis_sent_us,
         options.delays.as_str()
     );
-    crate::bringup::bring_up(host, apic, tsc, apic_ids, options);
+    let report = crate::bringup::bring_up(host, apic, tsc, apic_ids, options);
     probe.restore();
+    crate::bringup::print_phases(tsc, &report);
     crate::exit::exit(crate::exit::ExitCode::Success) // the runner wanted these figures only
 }

@@ -55,7 +55,7 @@ extern "C" fn kmain(boot_protocol: u32, boot_info: u32) -> ! {
     if options.bench == Some(BenchMode::Floor) {
         floor::measure_then_bring_up(host, &apic, &tsc, apic_ids, &options);
     }
-    let cpus = bringup::bring_up(host, &apic, &tsc, apic_ids, &options);
+    let cpus = bringup::bring_up(host, &apic, &tsc, apic_ids, &options).cpus;
     bsp::start_runtime(host, tsc, apic, cpus);
     match options.bench {
         Some(BenchMode::Runtime) => {

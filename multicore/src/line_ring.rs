@@ -104,6 +104,18 @@ impl LineRing {
     /// Queues `args` as one line (text, usually ending in a newline) and writes out whatever
     /// is ready with `write` if the output is free.
     pub fn print(&self, args: fmt::Arguments<'_>, write: &dyn Fn(&[u8])) {
+        self.queue(args, write);
+        // Against the holder's fence in `drain`: either it sees this line after letting go of
+        // the output, or this `drain` sees the output free.
+        fence(Ordering::SeqCst);
+        self.drain(write);
+    }
+
+    /// Queues `args` as one line and leaves writing it out to the next [`LineRing::print`] or
+    /// [`LineRing::drain`] on any CPU: for a CPU whose time matters more than its line's
+    /// promptness (an AP printing while the BSP still starts others, each port write being a
+    /// VM exit). Only a full ring makes it write lines out (`write`), to free a slot.
+    pub fn queue(&self, args: fmt::Arguments<'_>, write: &dyn Fn(&[u8])) {
         let ticket = self.head.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(ticket % SLOTS as u64) as usize];
         // The slot is free once the holder wrote out the line that used it a lap ago.
@@ -124,10 +136,6 @@ impl LineRing {
         }
         slot.len.store(line.len, Ordering::Relaxed);
         slot.state.store(ready_with(ticket), Ordering::Release);
-        // Against the holder's fence in `drain`: either it sees this line after letting go of
-        // the output, or this `drain` sees the output free.
-        fence(Ordering::SeqCst);
-        self.drain(write);
     }
 
     /// If the output is free: writes out every finished line in ticket order, then looks again
@@ -239,6 +247,26 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [2000; 8]);
+    }
+
+    #[test]
+    fn queued_lines_wait_for_the_next_print_and_keep_their_order() {
+        let ring = Box::new(LineRing::new());
+        let out = Mutex::new(Vec::new());
+        let write = |b: &[u8]| out.lock().unwrap().extend_from_slice(b);
+        ring.queue(format_args!("a\n"), &write);
+        ring.queue(format_args!("b\n"), &write);
+        assert!(out.lock().unwrap().is_empty());
+        ring.print(format_args!("c\n"), &write);
+        assert_eq!(out.lock().unwrap().as_slice(), b"a\nb\nc\n");
+        // More queued lines than slots: the ring writes out to make room, nothing is lost.
+        out.lock().unwrap().clear();
+        for i in 0..SLOTS + 3 {
+            ring.queue(format_args!("{i}\n"), &write);
+        }
+        ring.drain(&write);
+        let want: String = (0..SLOTS + 3).map(|i| format!("{i}\n")).collect();
+        assert_eq!(out.lock().unwrap().as_slice(), want.as_bytes());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! cargo xtask build                 build the image (and its PVH-only twin)
 //! cargo xtask run [options]         boot the demo in QEMU, serial on the terminal
 //! cargo xtask qemu-test [filter]    the QEMU integration tests (each run has a timeout)
-//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor (--only sched: the scheduler stage)
+//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor (--only sched|bringup: one stage; --accel: one accelerator)
 //! cargo xtask linux-baseline        the same bring-up timed for stock Debian Linux guests
 //! cargo xtask standin [options]     boot the stand-in host (issue 6) with a std program
 //! ```
@@ -49,7 +49,7 @@ const USAGE: &str = "usage:
   cargo xtask run [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--pvh]
                   [--append 'key=value ...'] [--gdb] [-- extra qemu args]
   cargo xtask qemu-test [name-filter]
-  cargo xtask bench [--quick] [--out FILE] [--only sched]
+  cargo xtask bench [--quick] [--out FILE] [--only sched|bringup] [--accel tcg|kvm]
   cargo xtask linux-baseline [--smp N[,N...]] [--boots K] [--quick]
   cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--package P]
                       [--bin B] [--load 0x..] [--append 'host options'] [-- program args]";
@@ -112,6 +112,7 @@ fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
         quick: false,
         out: None,
         only: None,
+        accel: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -119,6 +120,13 @@ fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
             "--quick" => options.quick = true,
             "--out" => options.out = Some(it.next().ok_or("--out needs a file")?.into()),
             "--only" => options.only = Some(it.next().ok_or("--only needs a stage")?.clone()),
+            "--accel" => {
+                options.accel = Some(match it.next().map(String::as_str) {
+                    Some("tcg") => qemu::Accel::Tcg,
+                    Some("kvm") => qemu::Accel::Kvm,
+                    _ => return Err("--accel needs `tcg` or `kvm`".into()),
+                })
+            }
             other => return Err(format!("unknown bench option `{other}`\n{USAGE}")),
         }
     }

@@ -20,6 +20,7 @@ const KERNEL_DS: SegmentSelector = SegmentSelector(0x10);
 
 /// Called by the long-mode entry with the AP's own `CpuData`, on its own stack, interrupts off.
 pub(crate) extern "C" fn ap_rust_entry(cpu: &'static CpuData) -> ! {
+    cpu.stamps.stamp_rust(crate::arch::x86_64::tsc::now());
     AP_GDT.load();
     // SAFETY: AP_GDT has a 64-bit kernel code descriptor at 0x08 and a data descriptor at 0x10
     // (appended in that order above), and it is now loaded.

@@ -3,6 +3,8 @@
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::phases::{ApPhases, PhaseStamps};
+
 /// Signature of the function an AP runs once it is in Rust: it gets its own [`CpuData`] and
 /// never returns.
 pub type ApEntry = fn(&'static CpuData) -> !;
@@ -63,6 +65,8 @@ pub struct CpuData {
     arrived_tsc: AtomicU64,
     /// TSC when the CPU was marked online (0 before).
     online_tsc: AtomicU64,
+    /// Where its start-up time went (phases.rs).
+    pub(crate) stamps: PhaseStamps,
     /// What the AP runs after the library's setup.
     pub entry: ApEntry,
     /// A value for `entry`'s use (e.g. a pointer to host data).
@@ -74,6 +78,8 @@ impl CpuData {
     pub const STACK_TOP_OFFSET: usize = offset_of!(CpuData, stack_top);
     /// Offset of the state word, written by the long-mode entry.
     pub const STATE_OFFSET: usize = offset_of!(CpuData, state);
+    /// Offset of the phase stamps, written by the long-mode entry ([`PhaseStamps`]' offsets).
+    pub const STAMPS_OFFSET: usize = offset_of!(CpuData, stamps);
 
     /// A CPU that has not started. `stack_top` must be 16-byte aligned.
     pub fn new(index: u32, apic_id: u32, stack: (u64, u64), entry: ApEntry, arg: usize) -> Self {
@@ -88,6 +94,7 @@ impl CpuData {
             stack_bottom,
             arrived_tsc: AtomicU64::new(0),
             online_tsc: AtomicU64::new(0),
+            stamps: PhaseStamps::default(),
             entry,
             arg,
         }
@@ -126,5 +133,13 @@ impl CpuData {
     /// TSC at which the CPU was marked online, if it was.
     pub fn online_tsc(&self) -> Option<u64> {
         Some(self.online_tsc.load(Ordering::Relaxed)).filter(|&t| t != 0)
+    }
+
+    /// The TSC stamps of its way up (phases.rs). Read them after the bring-up: the AP's own
+    /// stamps are complete once its state is `Arrived`.
+    pub fn phases(&self) -> ApPhases {
+        // The acquire orders the reads after the AP's stores that came before its state.
+        let _ = self.state();
+        self.stamps.read(self.arrived_tsc(), self.online_tsc())
     }
 }

@@ -6,10 +6,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::cpu_data::{CpuData, CpuState};
 use super::delays::Delays;
 use super::host::Host;
+use super::phases::SentIpi;
 use super::policy::Strategy;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::LocalApic;
-use crate::arch::x86_64::tsc::Tsc;
+use crate::arch::x86_64::tsc::{self, Tsc};
 
 /// Sends the IPIs of one bring-up and judges its APs.
 pub(super) struct Kicker<'a, H: Host> {
@@ -28,10 +29,12 @@ impl<H: Host> Kicker<'_, H> {
         self.failed[cpu.index as usize].load(Ordering::Relaxed)
     }
 
-    /// Sends `icr` to each CPU of `group` still in `state` (a send error fails that CPU).
-    fn send_to(&self, group: &[&'static CpuData], icr: Icr, only_if: CpuState) {
+    /// Sends `icr` (the IPI `sent`) to each CPU of `group` still in `state` (a send error
+    /// fails that CPU), and stamps the send time in the CPU's phases.
+    fn send_to(&self, group: &[&'static CpuData], icr: Icr, sent: SentIpi, only_if: CpuState) {
         for cpu in group {
             if cpu.state() == only_if && !self.is_failed(cpu) {
+                cpu.stamps.stamp_sent(sent, tsc::now());
                 if let Err(e) = self.apic.send(icr, cpu.apic_id, self.tsc) {
                     self.fail(cpu, format_args!("{e}"));
                 }
@@ -66,9 +69,14 @@ impl<H: Host> Kicker<'_, H> {
     /// sequence for CPUs that show no sign of life; then failure for the rest.
     fn start_group(&self, group: &[&'static CpuData], verbose: bool) {
         for attempt in 0..2 {
-            self.send_to(group, Icr::init(), CpuState::NotStarted);
+            self.send_to(group, Icr::init(), SentIpi::Init, CpuState::NotStarted);
             self.tsc.delay_us(self.delays.after_init_us);
-            self.send_to(group, Icr::startup(self.vector), CpuState::NotStarted);
+            self.send_to(
+                group,
+                Icr::startup(self.vector),
+                SentIpi::Sipi,
+                CpuState::NotStarted,
+            );
             if verbose {
                 for cpu in group {
                     self.host
@@ -81,7 +89,12 @@ impl<H: Host> Kicker<'_, H> {
                 CpuState::InLongMode,
                 self.delays.second_sipi_after_us,
             ) {
-                self.send_to(group, Icr::startup(self.vector), CpuState::NotStarted);
+                self.send_to(
+                    group,
+                    Icr::startup(self.vector),
+                    SentIpi::SecondSipi,
+                    CpuState::NotStarted,
+                );
                 self.tsc.delay_us(self.delays.after_sipi_us);
             }
             if self.wait_all(group, CpuState::Arrived, self.delays.attempt_timeout_us) {
@@ -155,8 +168,6 @@ impl<H: Host> Kicker<'_, H> {
                 }
             }
             Strategy::Parallel => {
-                self.host
-                    .print(format_args!("Starting {} APs in parallel\n", aps.len()));
                 self.start_group(aps, false);
                 self.wait_online(aps);
             }

@@ -5,8 +5,8 @@
 // host's page-table root in %rdx. This code loads that root — under which the same address maps
 // the same code, wherever the host loaded us — and then does what needs the host's address
 // space: it reads its APIC ID with CPUID, finds its slot in ap_boot_table (a static of this
-// library, long_mode_entry.rs), marks the slot IN_LONG_MODE, switches to the slot's stack and
-// calls entry(cpu_data).
+// library, long_mode_entry.rs), stores the phase stamps into its CpuData (boot/phases.rs),
+// marks the slot IN_LONG_MODE, switches to the slot's stack and calls entry(cpu_data).
 // An AP whose APIC ID is not in the table counts itself in ap_boot_table.stray and halts here
 // with interrupts off: it never runs Rust code or touches another CPU's stack, and it does not
 // stay in the trampoline page, which can be given back.
@@ -20,6 +20,10 @@
 ap_long_mode_entry:
 .code64
     mov cr3, rdx
+    rdtsc                               // the entry's phase stamp (boot/phases.rs), kept in
+    shl rdx, 32                         // R13 beside the trampoline's R12, R14 and R15, which
+    or rax, rdx                         // nothing below touches
+    mov r13, rax
 
     // APIC ID: CPUID 0x1F or 0x0B EDX (32-bit x2APIC ID) where the leaf exists and is valid
     // (EBX[15:0] != 0), else CPUID 0x01 EBX[31:24] (SDM Vol. 2A CPUID).
@@ -56,6 +60,10 @@ ap_long_mode_entry:
     jmp 6b
 7:  mov rsi, [r11 + {T_CPUS}]
     mov rdi, [rsi + rdx * 8]            // first argument: &CpuData
+    mov [rdi + {C_STAMP_REAL}], r14
+    mov [rdi + {C_STAMP_PROTECTED_LOW}], r15d
+    mov [rdi + {C_STAMP_LONG}], r12
+    mov [rdi + {C_STAMP_ENTRY}], r13
     mov rsp, [rdi + {C_STACK_TOP}]
     mov dword ptr [rdi + {C_STATE}], {STATE_IN_LONG_MODE}
     xor ebp, ebp

@@ -9,6 +9,7 @@ use core::mem::offset_of;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::cpu_data::{CpuData, CpuState};
+use super::phases::PhaseStamps;
 
 /// What the long-mode entry reads (layout shared with `long_mode_entry.S`).
 #[repr(C)]
@@ -52,6 +53,10 @@ core::arch::global_asm!(
     T_STRAY = const offset_of!(ApBootTable, stray),
     C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
     C_STATE = const CpuData::STATE_OFFSET,
+    C_STAMP_REAL = const CpuData::STAMPS_OFFSET + PhaseStamps::REAL_OFFSET,
+    C_STAMP_PROTECTED_LOW = const CpuData::STAMPS_OFFSET + PhaseStamps::PROTECTED_LOW_OFFSET,
+    C_STAMP_LONG = const CpuData::STAMPS_OFFSET + PhaseStamps::LONG_OFFSET,
+    C_STAMP_ENTRY = const CpuData::STAMPS_OFFSET + PhaseStamps::ENTRY_OFFSET,
     STATE_IN_LONG_MODE = const CpuState::InLongMode as u32,
 );
 

@@ -16,7 +16,7 @@ use super::host::Host;
 use super::kick::Kicker;
 use super::long_mode_entry::ApBootTable;
 use super::low_pages::{BorrowedLowPages, TABLE_FRAMES};
-use super::policy::StartConfig;
+use super::policy::{StartConfig, Strategy};
 use super::trampoline_page;
 use crate::arch::x86_64::apic::LocalApic;
 use crate::arch::x86_64::cpu_state::ApControlState;
@@ -49,6 +49,9 @@ pub struct BringupReport {
     /// TSC microseconds from the first INIT to the last check-in (AP in Rust) of an AP that
     /// then came online.
     pub time_us: u64,
+    /// TSC when the first INIT was sent (0 when no AP was started): the zero of the APs'
+    /// phase stamps ([`CpuData::phases`]).
+    pub start_tsc: u64,
     /// Physical address of the page the trampoline ran from (0 when no AP was started).
     pub trampoline_page: u64,
     /// Whether AP stacks have guard pages.
@@ -87,6 +90,7 @@ pub fn start_aps<H: Host>(
         aps_online: 0,
         aps_failed: 0,
         time_us: 0,
+        start_tsc: 0,
         trampoline_page: 0,
         stack_guards: table.stack_guards,
         stray_aps: 0,
@@ -131,6 +135,10 @@ pub fn start_aps<H: Host>(
         delays: Delays::of(plan.config.delays),
         vector: (pages.trampoline >> 12) as u8,
     };
+    if plan.config.strategy == Strategy::Parallel {
+        // Before the clock starts: a console line costs more than an AP's start under TCG.
+        host.print(format_args!("Starting {} APs in parallel\n", aps.len()));
+    }
     let first_init = tsc::now();
     kicker.start_and_wait(aps, plan.config.strategy);
     // 7. Every AP has left the borrowed pages: online ones run on their own stacks under the
@@ -149,6 +157,7 @@ pub fn start_aps<H: Host>(
     report.aps_online = online().count() as u32;
     report.aps_failed = aps.len() as u32 - report.aps_online;
     report.time_us = tsc.ticks_to_us(last_checkin.saturating_sub(first_init));
+    report.start_tsc = first_init;
     report.stray_aps = ApBootTable::stray();
     if report.stray_aps != 0 {
         host.print(format_args!(

@@ -12,6 +12,8 @@ use crate::qemu::{Accel, Qemu};
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub floor_us: u64,
+    /// The floor's SIPI loop: first INIT to the last AP's SIPI sent (older kernels: none).
+    pub floor_sipis_us: Option<u64>,
     pub bringup_us: u64,
     pub first_line_ms: f64,
     pub all_started_ms: f64,
@@ -24,6 +26,8 @@ pub struct Point {
     pub strategy: &'static str,
     pub delays: &'static str,
     pub samples: Vec<Sample>,
+    /// Each boot's per-AP phase stamps (phases.rs), where the boot printed them.
+    pub phases: Vec<Vec<super::phases::ApStamps>>,
     /// Boots that failed and were repeated (each is reported under the table).
     pub failures: Vec<String>,
 }
@@ -32,6 +36,16 @@ impl Point {
     /// Median bring-up time, µs.
     pub fn median_us(&self) -> u64 {
         median_u64(self.samples.iter().map(|x| x.bringup_us).collect())
+    }
+
+    /// Median time the floor's BSP took to send every AP its SIPI, µs, if the boots said.
+    pub fn floor_sipis_us(&self) -> Option<u64> {
+        let v: Vec<u64> = self
+            .samples
+            .iter()
+            .filter_map(|x| x.floor_sipis_us)
+            .collect();
+        (!v.is_empty()).then(|| median_u64(v))
     }
 
     /// Median floor measured in the same boots, µs.
@@ -56,6 +70,7 @@ pub fn parse_sample(lines: &[(Duration, String)], cpus: u32) -> Result<Sample, S
     }
     Ok(Sample {
         floor_us: field(&floor.1, "time_us").ok_or("floor: time_us")?,
+        floor_sipis_us: field(&floor.1, "sipis_sent_us"),
         bringup_us: field(&bringup.1, "time_us").ok_or("bringup: time_us")?,
         first_line_ms: first.0.as_secs_f64() * 1e3,
         all_started_ms: started.0.as_secs_f64() * 1e3,

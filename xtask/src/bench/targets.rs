@@ -28,6 +28,51 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
+/// Issue 13's bring-up targets under TCG (parallel, fast), from this run's figures: 64 CPUs
+/// within 1.5× of the floor, every N within 2×, and the 2-CPU ratio against the 8.9× measured
+/// before the phase stamps.
+pub fn render_bringup(points: &[Point]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n## Bring-up targets (issue 13), from this run's figures\n\n| target | measured | status |\n|---|---|---|"
+    );
+    let ratio = |p: &Point| p.median_us() as f64 / p.floor_us().max(1) as f64;
+    if let Some(p) = point(points, Accel::Tcg, 64) {
+        let _ = writeln!(
+            s,
+            "| TCG -smp 64: bring-up ≤ 1.5× floor (median of {} boots) | {:.2}× ({} vs {} µs) | {} |",
+            p.samples.len(),
+            ratio(p),
+            p.median_us(),
+            p.floor_us(),
+            verdict(ratio(p) <= 1.5)
+        );
+    }
+    for p in points.iter().filter(|p| {
+        p.accel == Accel::Tcg && (p.strategy, p.delays) == DEFAULT && !p.samples.is_empty()
+    }) {
+        let _ = writeln!(
+            s,
+            "| TCG -smp {}: bring-up ≤ 2× floor | {:.2}× ({} vs {} µs) | {} |",
+            p.cpus,
+            ratio(p),
+            p.median_us(),
+            p.floor_us(),
+            verdict(ratio(p) <= 2.0)
+        );
+    }
+    if let Some(p) = point(points, Accel::Tcg, 2) {
+        let _ = writeln!(
+            s,
+            "| TCG -smp 2: ratio halved from 8.9× (≤ 4.45×) | {:.2}× | {} |",
+            ratio(p),
+            verdict(ratio(p) <= 4.45)
+        );
+    }
+    s
+}
+
 /// The targets section of the results file.
 pub fn render(points: &[Point], runtime: &[RuntimeBoot], linux: &[LinuxRow]) -> String {
     let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -251,10 +296,12 @@ mod tests {
             delays: "fast",
             samples: vec![Sample {
                 floor_us,
+                floor_sipis_us: None,
                 bringup_us,
                 first_line_ms: 1.0,
                 all_started_ms: 2.0,
             }],
+            phases: Vec::new(),
             failures: Vec::new(),
         }
     }

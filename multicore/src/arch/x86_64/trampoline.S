@@ -14,8 +14,9 @@
 //   It switches to protected mode, loads the transition root, enables PAE, long mode and
 //   paging, then in 64-bit mode (still in this page, identity-mapped by the transition tables)
 //   loads the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (boot/long_mode_entry.S) at its real
-//   virtual address with the host's root in %rdx. That code, outside this page, loads the
-//   host's root and goes on. No stack is used in this page.
+//   virtual address with the host's root in %rdx and the phase stamps in R12, R14, R15
+//   (boot/phases.rs). That code, outside this page, loads the host's root and goes on. No
+//   stack is used in this page.
 
 .set CR0_PE,     1 << 0                 // SDM Vol. 3A §2.5
 .set CR4_PAE,    1 << 5
@@ -51,9 +52,12 @@ ap_trampoline_start:
 .balign 16
 tr_gdt:
     .quad 0
-    .quad 0x00CF9A000000FFFF            // 0x08: 32-bit code (SDM Vol. 3A §3.4.5)
-    .quad 0x00CF92000000FFFF            // 0x10: data
-    .quad 0x00AF9A000000FFFF            // 0x18: 64-bit code
+    // Accessed bits preset (type 0xB, 0x3): a segment load would otherwise write them into
+    // this page, and under TCG a write to a page of code throws its translations away while
+    // other APs are running them (SDM Vol. 3A §3.4.5.1).
+    .quad 0x00CF9B000000FFFF            // 0x08: 32-bit code (SDM Vol. 3A §3.4.5)
+    .quad 0x00CF93000000FFFF            // 0x10: data
+    .quad 0x00AF9B000000FFFF            // 0x18: 64-bit code
 tr_gdt_desc:
     .word tr_gdt_desc - tr_gdt - 1
     TR_RELOC32 tr_gdt
@@ -69,6 +73,12 @@ tr_params:
 .set TR_PARAMS, tr_params - ap_trampoline_start
 
 tr_start16:
+    // Phase stamps (boot/phases.rs): no memory of this AP's own is known here, so the stamps
+    // travel in registers nothing below uses: real mode in EBP:EDI, protected mode's low half
+    // in EBX; 64-bit mode gathers them in R14/R15 and adds its own in R12.
+    rdtsc
+    mov edi, eax
+    mov ebp, edx
     cld
     mov ax, cs
     mov ds, ax
@@ -86,6 +96,8 @@ tr_start16:
 
 .code32
 tr_start32:
+    rdtsc
+    mov ebx, eax
     mov ax, SEL_DATA
     mov ds, ax
     mov es, ax
@@ -107,6 +119,15 @@ tr_start32:
 
 .code64
 tr_start64:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov r12, rax                        // the 64-bit-mode stamp
+    mov eax, ebp                        // (upper halves are undefined after the mode switch:
+    shl rax, 32                         // only the 32-bit views are read)
+    mov r14d, edi
+    or r14, rax                         // the real-mode stamp
+    mov r15d, ebx                       // the protected-mode stamp's low half
     mov ax, SEL_DATA
     mov ds, ax
     mov es, ax
