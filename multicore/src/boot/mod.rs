@@ -32,6 +32,9 @@
 //!    plan's entry function, which marks the CPU online ([`CpuData::mark_online`]) and goes on
 //!    (the demo kernel: `rt::join`; a hosted program: `hosted::ap`).
 //!
+//! Each AP stamps the TSC at each of these phases and the BSP when it sends the AP's IPIs
+//! (`phases.rs`; `CpuData::phases` reads them back after the bring-up).
+//!
 //! What the library needs from the kernel it runs in comes through [`Host`] (host.rs).
 
 pub mod ap_entry;
