@@ -1,5 +1,5 @@
 //! Where an AP's start-up time goes: TSC stamps taken by the AP itself at each phase of its way
-//! up (and by the BSP when it sends the AP's IPIs), kept in the AP's [`CpuData`] and read back
+//! up (and by the BSP when it sends the AP's IPIs), kept in the AP's [`CpuData`](super::CpuData) and read back
 //! after the bring-up.
 //!
 //! They cost a few `rdtsc` and stores per AP, so they are always on. The trampoline has no
