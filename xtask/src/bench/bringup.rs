@@ -12,8 +12,8 @@ use crate::qemu::{Accel, Qemu};
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub floor_us: u64,
-    /// The floor's SIPI loop: first INIT to the last AP's SIPI sent (older kernels: none).
-    pub floor_sipis_us: Option<u64>,
+    /// The floor's SIPI loop: first INIT to the last AP's SIPI sent.
+    pub floor_sipis_us: u64,
     pub bringup_us: u64,
     pub first_line_ms: f64,
     pub all_started_ms: f64,
@@ -38,14 +38,9 @@ impl Point {
         median_u64(self.samples.iter().map(|x| x.bringup_us).collect())
     }
 
-    /// Median time the floor's BSP took to send every AP its SIPI, µs, if the boots said.
-    pub fn floor_sipis_us(&self) -> Option<u64> {
-        let v: Vec<u64> = self
-            .samples
-            .iter()
-            .filter_map(|x| x.floor_sipis_us)
-            .collect();
-        (!v.is_empty()).then(|| median_u64(v))
+    /// Median time the floor's BSP took to send every AP its SIPI, µs.
+    pub fn floor_sipis_us(&self) -> u64 {
+        median_u64(self.samples.iter().map(|x| x.floor_sipis_us).collect())
     }
 
     /// Median floor measured in the same boots, µs.
@@ -70,7 +65,7 @@ pub fn parse_sample(lines: &[(Duration, String)], cpus: u32) -> Result<Sample, S
     }
     Ok(Sample {
         floor_us: field(&floor.1, "time_us").ok_or("floor: time_us")?,
-        floor_sipis_us: field(&floor.1, "sipis_sent_us"),
+        floor_sipis_us: field(&floor.1, "sipis_sent_us").ok_or("floor: sipis_sent_us")?,
         bringup_us: field(&bringup.1, "time_us").ok_or("bringup: time_us")?,
         first_line_ms: first.0.as_secs_f64() * 1e3,
         all_started_ms: started.0.as_secs_f64() * 1e3,
@@ -192,11 +187,14 @@ mod tests {
     #[test]
     fn reads_a_boot() {
         let boot = lines(
-            "Rust Multicore Boot Starting...\nfloor: cpus=4 arrived=4 time_us=354 delays=fast\n\
+            "Rust Multicore Boot Starting...\nfloor: cpus=4 arrived=4 time_us=354 sipis_sent_us=80 delays=fast\n\
              All CPUs started!\nbringup: cpus=4 online=4 time_us=8561 strategy=parallel delays=fast",
         );
         let s = parse_sample(&boot, 4).unwrap();
-        assert_eq!((s.floor_us, s.bringup_us), (354, 8561));
+        assert_eq!(
+            (s.floor_us, s.floor_sipis_us, s.bringup_us),
+            (354, 80, 8561)
+        );
         assert_eq!(s.first_line_ms, 100.0);
         assert_eq!(s.all_started_ms, 102.0);
     }

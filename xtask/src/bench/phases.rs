@@ -152,7 +152,7 @@ pub fn render(points: &[Point]) -> String {
             us(last(&p.phases, "real")),
             us(last(&p.phases, "arrived")),
             p.floor_us(),
-            p.floor_sipis_us().map_or("–".into(), |v| v.to_string())
+            p.floor_sipis_us()
         );
     }
     s

@@ -296,7 +296,7 @@ mod tests {
             delays: "fast",
             samples: vec![Sample {
                 floor_us,
-                floor_sipis_us: None,
+                floor_sipis_us: 0,
                 bringup_us,
                 first_line_ms: 1.0,
                 all_started_ms: 2.0,
