@@ -1,9 +1,11 @@
 // AP long-mode entry: the first code an AP runs outside the trampoline page.
 //
 // The trampoline jumps here in 64-bit mode, on the transition page tables (which map this code
-// at its real virtual address, transition_tables.rs), with interrupts off, no stack, and the
-// host's page-table root in %rdx. This code loads that root — under which the same address maps
-// the same code, wherever the host loaded us — and then does what needs the host's address
+// at its real virtual address, transition_tables.rs) or already on the host's (when those map
+// the trampoline page: trampoline_page.rs), with interrupts off, no stack, and the host's
+// page-table root in %rdx. This code loads that root unless it is in CR3 already (a CR3 write
+// flushes the TLB: under TCG a cost per AP) — under the host's root the same address maps the
+// same code, wherever the host loaded us — and then does what needs the host's address
 // space: it reads its APIC ID with CPUID, finds its slot in ap_boot_table (a static of this
 // library, long_mode_entry.rs), stores the phase stamps into its CpuData (boot/phases.rs),
 // marks the slot IN_LONG_MODE, switches to the slot's stack and calls entry(cpu_data).
@@ -19,9 +21,12 @@
 .global ap_long_mode_entry
 ap_long_mode_entry:
 .code64
+    mov rax, cr3
+    cmp rax, rdx
+    je 1f
     mov cr3, rdx
-    rdtsc                               // the entry's phase stamp (boot/phases.rs), kept in
-    shl rdx, 32                         // R13 beside the trampoline's R12, R14 and R15, which
+1:  rdtsc                               // the entry's phase stamp (boot/phases.rs), kept in
+    shl rdx, 32                         // R13 beside the trampoline's R12 and R14, which
     or rax, rdx                         // nothing below touches
     mov r13, rax
 
@@ -61,7 +66,6 @@ ap_long_mode_entry:
 7:  mov rsi, [r11 + {T_CPUS}]
     mov rdi, [rsi + rdx * 8]            // first argument: &CpuData
     mov [rdi + {C_STAMP_REAL}], r14
-    mov [rdi + {C_STAMP_PROTECTED_LOW}], r15d
     mov [rdi + {C_STAMP_LONG}], r12
     mov [rdi + {C_STAMP_ENTRY}], r13
     mov rsp, [rdi + {C_STACK_TOP}]

@@ -54,7 +54,6 @@ core::arch::global_asm!(
     C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
     C_STATE = const CpuData::STATE_OFFSET,
     C_STAMP_REAL = const CpuData::STAMPS_OFFSET + PhaseStamps::REAL_OFFSET,
-    C_STAMP_PROTECTED_LOW = const CpuData::STAMPS_OFFSET + PhaseStamps::PROTECTED_LOW_OFFSET,
     C_STAMP_LONG = const CpuData::STAMPS_OFFSET + PhaseStamps::LONG_OFFSET,
     C_STAMP_ENTRY = const CpuData::STAMPS_OFFSET + PhaseStamps::ENTRY_OFFSET,
     STATE_IN_LONG_MODE = const CpuState::InLongMode as u32,

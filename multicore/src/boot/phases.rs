@@ -4,29 +4,26 @@
 //!
 //! They cost a few `rdtsc` and stores per AP, so they are always on. The trampoline has no
 //! memory of its own per AP (it does not know which AP it is until the long-mode entry looks
-//! its APIC ID up), so the stamps of real and protected mode travel in registers and the
+//! its APIC ID up), so the stamps of real and 64-bit mode travel in registers and the
 //! long-mode entry stores them all once it has found the AP's `CpuData`:
 //!
 //! | phase | taken where | carried in |
 //! |---|---|---|
 //! | `real` | first instruction after the SIPI (trampoline.S, real mode) | EBP:EDI, then R14 |
-//! | `protected` | first instruction of 32-bit protected mode | EBX (low half), then R15D |
 //! | `long` | first instruction of 64-bit mode, still in the trampoline page | R12 |
 //! | `entry` | long_mode_entry.S, right after it loaded the host's page tables | R13 |
 //! | `rust` | first line of `ap_rust_entry` | — |
 //! | `arrived` | `CpuData::mark_arrived` (the bring-up's "in Rust" mark) | — |
 //! | `online` | `CpuData::mark_online` (the host's entry says so) | — |
 //!
-//! The protected-mode stamp keeps only its low 32 bits (the trampoline has no register left for
-//! more): it is rebuilt from the real-mode stamp taken a few instructions earlier, which is
-//! exact unless the two are 2^32 ticks (over a second) apart; such a stamp reads as missing.
-//! TSCs are compared across CPUs (the BSP's send times against an AP's stamps): QEMU's TCG
-//! gives every vCPU the same TSC and KVM keeps them synchronized, which is what the benchmark
-//! runs on.
+//! The trampoline goes from real mode straight to long mode (trampoline.S), so there is no
+//! protected-mode stamp. TSCs are compared across CPUs (the BSP's send times against an AP's
+//! stamps): QEMU's TCG gives every vCPU the same TSC and KVM keeps them synchronized, which
+//! is what the benchmark runs on.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-/// The stamps, in the AP's `CpuData`. The assembly writes the first four fields at the offsets
+/// The stamps, in the AP's `CpuData`. The assembly writes the first three fields at the offsets
 /// of [`PhaseStamps::REAL_OFFSET`] etc. (plain stores, read here atomically after the AP's
 /// state store that follows them).
 #[repr(C)]
@@ -35,8 +32,6 @@ pub struct PhaseStamps {
     real: AtomicU64,
     long: AtomicU64,
     entry: AtomicU64,
-    protected_low: AtomicU32,
-    _pad: u32,
     rust: AtomicU64,
     init_sent: AtomicU64,
     sipi_sent: AtomicU64,
@@ -46,8 +41,6 @@ pub struct PhaseStamps {
 impl PhaseStamps {
     /// Offset of the real-mode stamp (u64).
     pub const REAL_OFFSET: usize = core::mem::offset_of!(PhaseStamps, real);
-    /// Offset of the low half of the protected-mode stamp (u32).
-    pub const PROTECTED_LOW_OFFSET: usize = core::mem::offset_of!(PhaseStamps, protected_low);
     /// Offset of the 64-bit-mode stamp (u64).
     pub const LONG_OFFSET: usize = core::mem::offset_of!(PhaseStamps, long);
     /// Offset of the long-mode entry's stamp (u64).
@@ -72,21 +65,12 @@ impl PhaseStamps {
 
     /// The stamps as TSC values (`arrived` and `online` come from the `CpuData`).
     pub(crate) fn read(&self, arrived: Option<u64>, online: Option<u64>) -> ApPhases {
-        let real = self.real.load(Ordering::Relaxed);
-        let long = nonzero(self.long.load(Ordering::Relaxed));
         ApPhases {
             init_sent: nonzero(self.init_sent.load(Ordering::Relaxed)),
             sipi_sent: nonzero(self.sipi_sent.load(Ordering::Relaxed)),
             second_sipi_sent: nonzero(self.second_sipi_sent.load(Ordering::Relaxed)),
-            real: nonzero(real),
-            protected: nonzero(real).and_then(|r| {
-                widen(
-                    self.protected_low.load(Ordering::Relaxed),
-                    r,
-                    long.unwrap_or(u64::MAX),
-                )
-            }),
-            long,
+            real: nonzero(self.real.load(Ordering::Relaxed)),
+            long: nonzero(self.long.load(Ordering::Relaxed)),
             entry: nonzero(self.entry.load(Ordering::Relaxed)),
             rust: nonzero(self.rust.load(Ordering::Relaxed)),
             arrived,
@@ -107,14 +91,6 @@ fn nonzero(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
 }
 
-/// The full TSC value whose low half is `low`, taken at or after `after` and at or before
-/// `before`: the first value at or after `after` with that low half, if it is not past
-/// `before`.
-fn widen(low: u32, after: u64, before: u64) -> Option<u64> {
-    let ahead = low.wrapping_sub(after as u32) as u64;
-    after.checked_add(ahead).filter(|&v| v <= before)
-}
-
 /// One AP's phases of one bring-up, as TSC values (`None`: not reached, or not sent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApPhases {
@@ -126,8 +102,6 @@ pub struct ApPhases {
     pub second_sipi_sent: Option<u64>,
     /// The AP's first instruction, in real mode.
     pub real: Option<u64>,
-    /// In 32-bit protected mode.
-    pub protected: Option<u64>,
     /// In 64-bit mode on the transition tables.
     pub long: Option<u64>,
     /// In the long-mode entry on the host's page tables.
@@ -142,13 +116,12 @@ pub struct ApPhases {
 
 impl ApPhases {
     /// The stamps in the order an AP takes them, with their names as printed.
-    pub fn named(&self) -> [(&'static str, Option<u64>); 10] {
+    pub fn named(&self) -> [(&'static str, Option<u64>); 9] {
         [
             ("init", self.init_sent),
             ("sipi", self.sipi_sent),
             ("sipi2", self.second_sipi_sent),
             ("real", self.real),
-            ("protected", self.protected),
             ("long", self.long),
             ("entry", self.entry),
             ("rust", self.rust),
@@ -163,23 +136,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn widens_a_low_half_from_an_earlier_stamp() {
-        assert_eq!(widen(0x10, 0x5_0000_0008, u64::MAX), Some(0x5_0000_0010));
-        // Across a carry into the high half.
-        assert_eq!(widen(0x4, 0x5_FFFF_FFF0, u64::MAX), Some(0x6_0000_0004));
-        // The same value.
-        assert_eq!(widen(0x8, 0x5_0000_0008, u64::MAX), Some(0x5_0000_0008));
-        // Not after the later stamp: the two were more than 2^32 ticks apart, or garbage.
-        assert_eq!(widen(0x4, 0x5_FFFF_FFF0, 0x6_0000_0000), None);
-        assert_eq!(widen(0, u64::MAX - 1, u64::MAX), None);
-    }
-
-    #[test]
     fn reads_what_the_ap_and_the_bsp_wrote() {
         let s = PhaseStamps::default();
         assert_eq!(s.read(None, None), ApPhases::default());
         s.real.store(0x1_FFFF_FF00, Ordering::Relaxed);
-        s.protected_low.store(0x0000_0100, Ordering::Relaxed);
         s.long.store(0x2_0000_0200, Ordering::Relaxed);
         s.entry.store(0x2_0000_0300, Ordering::Relaxed);
         s.stamp_rust(0x2_0000_0400);
@@ -190,9 +150,10 @@ mod tests {
         assert_eq!(p.init_sent, Some(0x1_FFFF_0000), "the first INIT is kept");
         assert_eq!(p.sipi_sent, Some(0x1_FFFF_0010));
         assert_eq!(p.second_sipi_sent, None);
-        assert_eq!(p.protected, Some(0x2_0000_0100));
+        assert_eq!(p.real, Some(0x1_FFFF_FF00));
+        assert_eq!(p.long, Some(0x2_0000_0200));
         assert_eq!(p.arrived, Some(0x2_0000_0500));
         let names: Vec<_> = p.named().iter().map(|(n, _)| *n).collect();
-        assert_eq!(names[3..8], ["real", "protected", "long", "entry", "rust"]);
+        assert_eq!(names[3..7], ["real", "long", "entry", "rust"]);
     }
 }

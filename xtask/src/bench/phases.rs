@@ -8,25 +8,15 @@ use std::fmt::Write as _;
 use super::bringup::Point;
 
 /// The stamps of a `phases:` line, in the order the kernel prints them.
-pub const STAMPS: [&str; 10] = [
-    "init",
-    "sipi",
-    "sipi2",
-    "real",
-    "protected",
-    "long",
-    "entry",
-    "rust",
-    "arrived",
-    "online",
+pub const STAMPS: [&str; 9] = [
+    "init", "sipi", "sipi2", "real", "long", "entry", "rust", "arrived", "online",
 ];
 
 /// The phases as (from, to, what it is), in an AP's order (`sipi2` is not on the way).
-const SEGMENTS: [(&str, &str, &str); 8] = [
+const SEGMENTS: [(&str, &str, &str); 7] = [
     ("init", "sipi", "BSP: INIT sent → SIPI sent"),
     ("sipi", "real", "SIPI → first instruction (wake-up)"),
-    ("real", "protected", "real → protected mode"),
-    ("protected", "long", "protected → 64-bit mode"),
+    ("real", "long", "real → 64-bit mode"),
     ("long", "entry", "64-bit → long-mode entry"),
     ("entry", "rust", "long-mode entry → Rust"),
     ("rust", "arrived", "Rust → checked in"),
@@ -34,7 +24,7 @@ const SEGMENTS: [(&str, &str, &str); 8] = [
 ];
 
 /// One AP's stamps (ns from the first INIT; `None`: not taken).
-pub type ApStamps = [Option<i64>; 10];
+pub type ApStamps = [Option<i64>; 9];
 
 /// Every `phases:` line of one boot's output.
 pub fn parse(serial: &str) -> Result<Vec<ApStamps>, String> {
@@ -43,7 +33,7 @@ pub fn parse(serial: &str) -> Result<Vec<ApStamps>, String> {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("phases: "))
     {
-        let mut stamps: ApStamps = [None; 10];
+        let mut stamps: ApStamps = [None; 9];
         let mut words = line.split_whitespace();
         if !words.next().is_some_and(|w| w.starts_with("cpu=")) {
             return Err(format!("`phases: {line}`: no cpu="));
@@ -163,8 +153,8 @@ mod tests {
     use super::*;
 
     const BOOT: &str = "floor: cpus=3 arrived=3 time_us=100\n\
-        phases: cpu=1 init=10 sipi=40 sipi2=- real=100 protected=103 long=110 entry=116 rust=118 arrived=122 online=130\n\
-        phases: cpu=2 init=20 sipi=50 sipi2=900 real=200 protected=204 long=212 entry=219 rust=222 arrived=230 online=-\n";
+        phases: cpu=1 init=10 sipi=40 sipi2=- real=100 long=110 entry=116 rust=118 arrived=122 online=130\n\
+        phases: cpu=2 init=20 sipi=50 sipi2=900 real=200 long=212 entry=219 rust=222 arrived=230 online=-\n";
 
     #[test]
     fn reads_every_ap_line() {

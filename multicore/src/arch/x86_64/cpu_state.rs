@@ -62,6 +62,11 @@ pub struct ApControlState {
     pub cr0: u64,
     /// CR4: the BSP's (PAE and whatever it enabled: OSFXSR, OSXSAVE, ...).
     pub cr4: u64,
+    /// CR4 as the trampoline loads it in real mode, before paging: `cr4` without PCIDE, which
+    /// can only be set in IA-32e mode, and CET, which needs CR0.WP (SDM Vol. 3A §2.5, MOV to
+    /// CR4 faults). The trampoline adds them once in 64-bit mode, and writes CR4 only once
+    /// when they are clear.
+    pub cr4_before_paging: u64,
     /// EFER: LME plus the BSP's NXE and SCE.
     pub efer: u64,
     /// XCR0 when CR4.OSXSAVE is set, else 0.
@@ -87,10 +92,12 @@ impl ApControlState {
             | Cr0Flags::WRITE_PROTECT
             | Cr0Flags::PAGING;
         let root = cr3.unwrap_or_else(|| Cr3::read_raw().0.start_address().as_u64());
+        let needs_long_mode = Cr4Flags::PCID | Cr4Flags::CONTROL_FLOW_ENFORCEMENT;
         ApControlState {
             cr3: root & !0xFFF,
             cr0: cr0.bits(),
             cr4,
+            cr4_before_paging: cr4 & !needs_long_mode.bits(),
             efer: efer.bits(),
             xcr0,
         }

@@ -13,6 +13,8 @@ use x86_64::structures::paging::PageTableFlags;
 /// Entry bits (SDM Vol. 3A Tables 5-15 to 5-20).
 pub(crate) const PRESENT: u64 = PageTableFlags::PRESENT.bits();
 pub(crate) const WRITABLE: u64 = PageTableFlags::WRITABLE.bits();
+const USER: u64 = PageTableFlags::USER_ACCESSIBLE.bits();
+const NO_EXECUTE: u64 = PageTableFlags::NO_EXECUTE.bits();
 /// PS in a PDPTE or PDE: the entry maps a 1 GiB or 2 MiB page (reserved in a PML4E).
 const PAGE_SIZE: u64 = PageTableFlags::HUGE_PAGE.bits();
 /// Bits 51:12: the next table or the page (for large pages, bit 12 is PAT and is masked off by
@@ -43,6 +45,12 @@ pub struct Leaf {
     pub size: u64,
     /// Whether every level allows writes.
     pub writable: bool,
+    /// Whether no level forbids instruction fetches (XD, bit 63, clear everywhere; with
+    /// EFER.NXE clear the bit is reserved, so a clear bit is what works either way).
+    pub executable: bool,
+    /// Whether every level allows user-mode access: a user page, which supervisor code cannot
+    /// run from under CR4.SMEP (SDM Vol. 3A §5.6.1).
+    pub user: bool,
 }
 
 /// The page `virt` lies in, under the tables at `root`; `None` if it is not mapped, not
@@ -56,13 +64,15 @@ pub fn translate_leaf(
         return None;
     }
     let mut table = root & ADDR_MASK;
-    let mut writable = true;
+    let (mut writable, mut executable, mut user) = (true, true, true);
     for level in (1..=4).rev() {
         let entry = read_entry(table + 8 * index(virt, level))?;
         if entry & PRESENT == 0 {
             return None;
         }
         writable &= entry & WRITABLE != 0;
+        executable &= entry & NO_EXECUTE == 0;
+        user &= entry & USER != 0;
         let span_bits = 12 + 9 * (level - 1);
         if level == 1 || (level <= 3 && entry & PAGE_SIZE != 0) {
             let size = 1u64 << span_bits;
@@ -71,6 +81,8 @@ pub fn translate_leaf(
                 phys: base | (virt & (size - 1)),
                 size,
                 writable,
+                executable,
+                user,
             });
         }
         table = entry & ADDR_MASK;
@@ -400,8 +412,23 @@ mod tests {
             Some(Leaf {
                 phys: 0x21_2345,
                 size: 2 << 20,
-                writable: false
+                writable: false,
+                executable: false,
+                user: false,
             })
+        );
+        mem.insert(0x1000 + 8 * 511, 0x2000 | PRESENT | USER);
+        let read = |pa| Some(*mem.get(&pa).unwrap_or(&0));
+        assert_eq!(
+            translate_leaf(0x1000, 0xFFFF_FFFF_8123_4567, read),
+            Some(Leaf {
+                phys: 0x4123_4567,
+                size: 1 << 30,
+                writable: false,
+                executable: true,
+                user: false,
+            }),
+            "user only where every level says so"
         );
         assert_eq!(translate(0x1000, 0x1000, read), None);
         assert_eq!(translate(0x1000, 0x0000_8000_0000_0000, read), None);

@@ -1,30 +1,34 @@
-// AP trampoline: real mode -> protected mode -> long mode -> Rust.
+// AP trampoline: real mode -> long mode -> Rust.
 //
 // Contract
 // - The BSP copies ap_trampoline_start..ap_trampoline_end to a free 4 KiB page P below 1 MiB
 //   and adds P to every 32-bit field listed in the relocation table
 //   (ap_trampoline_relocs_start..end: offsets into the blob). Nothing else in the blob depends on
-//   where it sits: real-mode code addresses through CS = P >> 4, protected-mode code through
-//   %esi = P, long-mode code RIP-relative.
+//   where it sits: real-mode code addresses through CS = DS = P >> 4, long-mode code
+//   RIP-relative.
 // - The BSP fills tr_params (struct TrampolineParams in trampoline.rs; the field offsets below
-//   come from offset_of! through const operands): CR0/CR4/EFER/XCR0 to load, the transition
-//   page-table root (below 4 GiB: it is loaded from 32-bit mode; transition_tables.rs), the
-//   host's own root (any address) and the virtual address of ap_long_mode_entry.
+//   come from offset_of! through const operands): CR0/CR4/EFER/XCR0 to load, the CR4 and the
+//   page-table root to load before paging (the root below 4 GiB: real mode loads 32 bits; the
+//   host's own when it maps this page to itself, else the transition tables of
+//   transition_tables.rs), the host's root (any address) and the virtual address of
+//   ap_long_mode_entry.
 // - The AP arrives from a SIPI with vector P >> 12: real mode, CS:IP = (P >> 4):0000.
-//   It switches to protected mode, loads the transition root, enables PAE, long mode and
-//   paging, then in 64-bit mode (still in this page, identity-mapped by the transition tables)
-//   loads the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (boot/long_mode_entry.S) at its real
-//   virtual address with the host's root in %rdx and the phase stamps in R12, R14, R15
-//   (boot/phases.rs). That code, outside this page, loads the host's root and goes on. No
-//   stack is used in this page.
+//   Still in real mode it loads the GDT, CR4 (PAE among the BSP's bits), the root and EFER
+//   (LME), then sets PE and PG in one CR0 write: that enters long mode directly, with
+//   no 32-bit protected-mode stage (SDM Vol. 3A §9.9.1: one MOV CR0 may set PE and PG
+//   together; §9.8.5: PAE and LME set before PG activate IA-32e mode), and the far jump that
+//   follows loads the 64-bit code segment. Each stage left out is a mode switch fewer: under
+//   TCG each one throws away the vCPU's TLB, under KVM control-register writes exit. In 64-bit
+//   mode (still in this page, identity-mapped by either set of tables) it loads the rest of
+//   the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (boot/long_mode_entry.S) at its real
+//   virtual address with the host's root in %rdx and the phase stamps in R12 and R14
+//   (boot/phases.rs). That code, outside this page, loads the host's root if it is not loaded
+//   yet and goes on. No stack is used in this page.
 
-.set CR0_PE,     1 << 0                 // SDM Vol. 3A §2.5
-.set CR4_PAE,    1 << 5
-.set CR4_OSXSAVE_BIT, 18
+.set CR4_OSXSAVE_BIT, 18             // SDM Vol. 3A §2.5
 .set MSR_EFER,   0xC0000080             // SDM Vol. 4 Table 2-2
-.set SEL_CODE32, 0x08                   // tr_gdt below
+.set SEL_CODE64, 0x08                   // tr_gdt below
 .set SEL_DATA,   0x10
-.set SEL_CODE64, 0x18
 
 // Records the 32-bit field that follows as needing the page's physical base added.
 .macro TR_RELOC32 target
@@ -55,9 +59,8 @@ tr_gdt:
     // Accessed bits preset (type 0xB, 0x3): a segment load would otherwise write them into
     // this page, and under TCG a write to a page of code throws its translations away while
     // other APs are running them (SDM Vol. 3A §3.4.5.1).
-    .quad 0x00CF9B000000FFFF            // 0x08: 32-bit code (SDM Vol. 3A §3.4.5)
+    .quad 0x00AF9B000000FFFF            // 0x08: 64-bit code (SDM Vol. 3A §3.4.5)
     .quad 0x00CF93000000FFFF            // 0x10: data
-    .quad 0x00AF9B000000FFFF            // 0x18: 64-bit code
 tr_gdt_desc:
     .word tr_gdt_desc - tr_gdt - 1
     TR_RELOC32 tr_gdt
@@ -74,46 +77,27 @@ tr_params:
 
 tr_start16:
     // Phase stamps (boot/phases.rs): no memory of this AP's own is known here, so the stamps
-    // travel in registers nothing below uses: real mode in EBP:EDI, protected mode's low half
-    // in EBX; 64-bit mode gathers them in R14/R15 and adds its own in R12.
+    // travel in registers nothing below uses: real mode in EBP:EDI, gathered into R14 in
+    // 64-bit mode, which adds its own in R12.
     rdtsc
     mov edi, eax
     mov ebp, edx
     cld
     mov ax, cs
     mov ds, ax
-    xor esi, esi
-    mov si, ax
-    shl esi, 4                          // %esi = P, kept through protected mode
     lgdt [TR_GDT_DESC]
-    mov eax, cr0
-    or eax, CR0_PE
-    mov cr0, eax
-    // ljmpl SEL_CODE32:P+tr_start32 (66 EA imm32 sel16)
-    .byte 0x66, 0xEA
-    TR_RELOC32 tr_start32
-    .word SEL_CODE32
-
-.code32
-tr_start32:
-    rdtsc
-    mov ebx, eax
-    mov ax, SEL_DATA
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov eax, CR4_PAE                    // only PAE now: other CR4 bits (PCIDE) need long mode
+    mov eax, [TR_PARAMS + {P_CR4_BEFORE_PAGING}]
     mov cr4, eax
-    mov eax, [esi + TR_PARAMS + {P_TRANSITION_CR3}]
+    mov eax, [TR_PARAMS + {P_CR3_BEFORE_PAGING}]
     mov cr3, eax
     mov ecx, MSR_EFER
-    mov eax, [esi + TR_PARAMS + {P_EFER}]
-    mov edx, [esi + TR_PARAMS + {P_EFER} + 4]
+    mov eax, [TR_PARAMS + {P_EFER}]
+    mov edx, [TR_PARAMS + {P_EFER} + 4]
     wrmsr                               // LME (+ NXE, SCE as on the BSP)
-    mov eax, [esi + TR_PARAMS + {P_CR0}]
-    mov cr0, eax                        // PG: long mode active (compatibility mode)
-    // ljmp SEL_CODE64:P+tr_start64 (EA imm32 sel16)
-    .byte 0xEA
+    mov eax, [TR_PARAMS + {P_CR0}]
+    mov cr0, eax                        // PE and PG: long mode active (compatibility mode)
+    // ljmpl SEL_CODE64:P+tr_start64 (66 EA imm32 sel16)
+    .byte 0x66, 0xEA
     TR_RELOC32 tr_start64
     .word SEL_CODE64
 
@@ -127,7 +111,6 @@ tr_start64:
     shl rax, 32                         // only the 32-bit views are read)
     mov r14d, edi
     or r14, rax                         // the real-mode stamp
-    mov r15d, ebx                       // the protected-mode stamp's low half
     mov ax, SEL_DATA
     mov ds, ax
     mov es, ax
@@ -136,8 +119,10 @@ tr_start64:
     mov fs, ax
     mov gs, ax
     mov rax, [rip + tr_params + {P_CR4}]
-    mov cr4, rax
-    bt eax, CR4_OSXSAVE_BIT
+    cmp rax, [rip + tr_params + {P_CR4_BEFORE_PAGING}]
+    je 2f                               // each CR4 write costs (see the contract above)
+    mov cr4, rax                        // the bits that need long mode (PCIDE, CET)
+2:  bt eax, CR4_OSXSAVE_BIT
     jnc 1f
     xor ecx, ecx
     mov eax, [rip + tr_params + {P_XCR0}]

@@ -13,16 +13,20 @@ use core::mem::{offset_of, size_of};
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TrampolineParams {
-    /// The transition page tables' root, loaded from 32-bit mode: below 4 GiB.
-    pub transition_cr3: u64,
+    /// The page-table root loaded in real mode, before paging (so below 4 GiB): the host's own
+    /// when it maps this page to itself (trampoline_page.rs), else the transition tables'.
+    pub cr3_before_paging: u64,
     /// The host's page-table root, loaded by the long-mode entry (any address).
     pub host_cr3: u64,
     /// Virtual address of `ap_long_mode_entry` (boot/long_mode_entry.rs).
     pub long_mode_entry: u64,
     /// CR0 to load when enabling paging.
     pub cr0: u64,
-    /// CR4 to load once in 64-bit mode.
+    /// CR4 to load once in 64-bit mode (skipped when it equals `cr4_before_paging`).
     pub cr4: u64,
+    /// CR4 to load in real mode, before paging: `cr4` without the bits that need long mode
+    /// or CR0.WP ([`ApControlState::cr4_before_paging`](super::cpu_state::ApControlState)).
+    pub cr4_before_paging: u64,
     /// EFER to load before paging (LME, NXE, SCE).
     pub efer: u64,
     /// XCR0 to load when CR4.OSXSAVE is set.
@@ -31,11 +35,12 @@ pub struct TrampolineParams {
 
 core::arch::global_asm!(
     include_str!("trampoline.S"),
-    P_TRANSITION_CR3 = const offset_of!(TrampolineParams, transition_cr3),
+    P_CR3_BEFORE_PAGING = const offset_of!(TrampolineParams, cr3_before_paging),
     P_HOST_CR3 = const offset_of!(TrampolineParams, host_cr3),
     P_LONG_MODE_ENTRY = const offset_of!(TrampolineParams, long_mode_entry),
     P_CR0 = const offset_of!(TrampolineParams, cr0),
     P_CR4 = const offset_of!(TrampolineParams, cr4),
+    P_CR4_BEFORE_PAGING = const offset_of!(TrampolineParams, cr4_before_paging),
     P_EFER = const offset_of!(TrampolineParams, efer),
     P_XCR0 = const offset_of!(TrampolineParams, xcr0),
     P_SIZE = const size_of::<TrampolineParams>(),
@@ -156,10 +161,10 @@ mod tests {
     }
 
     #[test]
-    fn relocation_table_lists_the_three_absolute_fields() {
+    fn relocation_table_lists_the_two_absolute_fields() {
         let relocs = relocations();
-        // The two far jumps (16->32, 32->64) and the GDT base.
-        assert_eq!(relocs.len(), 3);
+        // The GDT base and the far jump from real mode into 64-bit code.
+        assert_eq!(relocs.len(), 2);
         let blob = image();
         for &r in relocs {
             let value = u32::from_le_bytes(blob[r as usize..r as usize + 4].try_into().unwrap());
@@ -168,8 +173,8 @@ mod tests {
                 "unrelocated value {value:#x} at {r:#x}"
             );
         }
-        // First the GDT base (pointing at the null descriptor), then the far jumps, whose
-        // selectors follow their offsets: 0x08 (32-bit code), 0x18 (64-bit code).
+        // First the GDT base (pointing at the null descriptor), then the far jump, whose
+        // selector follows its offset: 0x08, the 64-bit code descriptor (L set, D clear).
         let at = |r: u32| {
             u32::from_le_bytes(blob[r as usize..r as usize + 4].try_into().unwrap()) as usize
         };
@@ -177,7 +182,9 @@ mod tests {
         let sel =
             |r: u32| u16::from_le_bytes(blob[r as usize + 4..r as usize + 6].try_into().unwrap());
         assert_eq!(sel(relocs[1]), 0x08);
-        assert_eq!(sel(relocs[2]), 0x18);
+        let gdt = at(relocs[0]);
+        let code = u64::from_le_bytes(blob[gdt + 8..gdt + 16].try_into().unwrap());
+        assert_eq!(code >> 53 & 0b11, 0b01, "L = 1, D = 0: 64-bit code");
     }
 
     #[test]
