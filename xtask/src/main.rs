@@ -49,7 +49,8 @@ const USAGE: &str = "usage:
   cargo xtask run [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--pvh]
                   [--append 'key=value ...'] [--gdb] [-- extra qemu args]
   cargo xtask qemu-test [name-filter]
-  cargo xtask bench [--quick] [--out FILE] [--only sched|bringup] [--accel tcg|kvm]
+  cargo xtask bench [--quick] [--out FILE] [--only sched|bringup [--boots N]] [--accel tcg|kvm]
+  cargo xtask bench --compare IMG,IMG... [--cpus N,N...] [--boots N] [--accel tcg|kvm] [--out FILE]
   cargo xtask linux-baseline [--smp N[,N...]] [--boots K] [--quick]
   cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--package P]
                       [--bin B] [--load 0x..] [--append 'host options'] [-- program args]";
@@ -113,6 +114,9 @@ fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
         out: None,
         only: None,
         accel: None,
+        compare: Vec::new(),
+        cpus: Vec::new(),
+        boots: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -127,8 +131,40 @@ fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
                     _ => return Err("--accel needs `tcg` or `kvm`".into()),
                 })
             }
+            "--compare" => {
+                let list = it.next().ok_or("--compare needs kernel images (A,B,...)")?;
+                options.compare = list.split(',').map(Into::into).collect();
+            }
+            "--cpus" => {
+                let list = it.next().ok_or("--cpus needs CPU counts (2,64,...)")?;
+                options.cpus = list
+                    .split(',')
+                    .map(|n| match n.parse::<u32>() {
+                        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+                        _ => Err(format!("--cpus: `{n}` is not a CPU count (1..=1024)")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--boots" => {
+                let n = it.next().ok_or("--boots needs a number")?;
+                options.boots = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--boots: `{n}` is not a positive number"))?,
+                );
+            }
             other => return Err(format!("unknown bench option `{other}`\n{USAGE}")),
         }
+    }
+    if options.compare.is_empty() && !options.cpus.is_empty() {
+        return Err("--cpus goes with --compare".into());
+    }
+    if options.boots.is_some()
+        && options.compare.is_empty()
+        && options.only.as_deref() != Some("bringup")
+    {
+        return Err("--boots goes with --compare or --only bringup".into());
     }
     Ok(options)
 }

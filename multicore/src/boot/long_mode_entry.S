@@ -30,30 +30,20 @@ ap_long_mode_entry:
     or rax, rdx                         // nothing below touches
     mov r13, rax
 
-    // APIC ID: CPUID 0x1F or 0x0B EDX (32-bit x2APIC ID) where the leaf exists and is valid
-    // (EBX[15:0] != 0), else CPUID 0x01 EBX[31:24] (SDM Vol. 2A CPUID).
-    xor eax, eax
-    cpuid
-    mov r9d, eax                        // highest basic leaf
-    mov r10d, 0x1F
-2:  cmp r9d, r10d
-    jb 3f
-    mov eax, r10d
+    // APIC ID: one CPUID, of the leaf the BSP found valid on itself (ap_boot_table.id_leaf:
+    // 0x1F or 0x0B give the 32-bit x2APIC ID in EDX, 0x01 the 8-bit one in EBX[31:24]; SDM
+    // Vol. 2A CPUID). Each CPUID is a VM exit under KVM: finding the leaf on every AP took up
+    // to three more.
+    lea r11, [rip + {TABLE}]
+    mov eax, [r11 + {T_ID_LEAF}]
     xor ecx, ecx
     cpuid
-    test bx, bx
-    jnz 5f
-3:  cmp r10d, 0x0B
-    je 4f
-    mov r10d, 0x0B
-    jmp 2b
-4:  mov eax, 1
-    cpuid
+    cmp dword ptr [r11 + {T_ID_LEAF}], 1
+    jne 5f
     shr ebx, 24
     mov edx, ebx
 5:  mov r8d, edx                        // r8d = this AP's APIC ID
 
-    lea r11, [rip + {TABLE}]
     mov rsi, [r11 + {T_APIC_IDS}]
     mov ecx, [r11 + {T_COUNT}]
     xor edx, edx

@@ -23,6 +23,8 @@ pub struct ApBootTable {
     entry: u64,
     /// Number of slots.
     count: u32,
+    /// The CPUID leaf that gives an AP its APIC ID ([`apic_id_leaf`]).
+    id_leaf: u32,
     /// APs that found no slot for their APIC ID (incremented by them, atomically).
     stray: AtomicU32,
 }
@@ -40,6 +42,7 @@ static AP_BOOT_TABLE: TableCell = TableCell(UnsafeCell::new(ApBootTable {
     cpus: 0,
     entry: 0,
     count: 0,
+    id_leaf: 1,
     stray: AtomicU32::new(0),
 }));
 
@@ -50,6 +53,7 @@ core::arch::global_asm!(
     T_CPUS = const offset_of!(ApBootTable, cpus),
     T_ENTRY = const offset_of!(ApBootTable, entry),
     T_COUNT = const offset_of!(ApBootTable, count),
+    T_ID_LEAF = const offset_of!(ApBootTable, id_leaf),
     T_STRAY = const offset_of!(ApBootTable, stray),
     C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
     C_STATE = const CpuData::STATE_OFFSET,
@@ -97,6 +101,7 @@ impl ApBootTable {
             t.cpus = cpus as u64;
             t.entry = entry;
             t.count = count;
+            t.id_leaf = apic_id_leaf(raw_cpuid::native_cpuid::cpuid_count);
         }
         Self::stray_counter().store(0, Ordering::SeqCst);
     }
@@ -113,9 +118,52 @@ impl ApBootTable {
     }
 }
 
+/// The CPUID leaf that gives this CPU's full APIC ID: 0x1F (V2 extended topology) or 0x0B
+/// (extended topology) where the leaf exists and is valid (EBX[15:0] non-zero at sub-leaf 0),
+/// else 0x01 (SDM Vol. 2A CPUID). Asked on the BSP once for all APs: the CPUs of one virtual
+/// machine are one model, and the leaf's presence is not per CPU.
+fn apic_id_leaf(cpuid: impl Fn(u32, u32) -> raw_cpuid::CpuIdResult) -> u32 {
+    let highest = cpuid(0, 0).eax;
+    [0x1F, 0x0B]
+        .into_iter()
+        .find(|&leaf| highest >= leaf && cpuid(leaf, 0).ebx & 0xFFFF != 0)
+        .unwrap_or(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn result(eax: u32, ebx: u32) -> raw_cpuid::CpuIdResult {
+        raw_cpuid::CpuIdResult {
+            eax,
+            ebx,
+            ecx: 0,
+            edx: 0,
+        }
+    }
+
+    #[test]
+    fn picks_the_richest_valid_topology_leaf() {
+        // Highest basic leaf 0x1F, 0x1F valid.
+        assert_eq!(
+            apic_id_leaf(|l, _| result(0x1F, u32::from(l == 0x1F))),
+            0x1F
+        );
+        // 0x1F present but invalid (EBX[15:0] = 0), 0x0B valid.
+        assert_eq!(
+            apic_id_leaf(|l, _| result(0x1F, u32::from(l == 0x0B))),
+            0x0B
+        );
+        // 0x1F beyond the highest leaf (a CPU may answer it with the highest leaf's data).
+        assert_eq!(
+            apic_id_leaf(|l, _| result(0x0D, 1 + u32::from(l == 0))),
+            0x0B
+        );
+        // Neither: leaf 1.
+        assert_eq!(apic_id_leaf(|_, _| result(0x0A, 1)), 1);
+        assert_eq!(apic_id_leaf(|_, _| result(0x1F, 0)), 1);
+    }
 
     #[test]
     fn entry_fits_in_one_page_wherever_it_is_loaded() {

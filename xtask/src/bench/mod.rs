@@ -22,6 +22,7 @@
 //! `--only bringup` stage 1 alone with its phase breakdown and targets (bench/bringup.md).
 
 mod bringup;
+mod compare;
 mod hosted;
 mod phases;
 mod plot;
@@ -65,9 +66,16 @@ pub struct BenchOptions {
     pub only: Option<String>,
     /// One accelerator only (else KVM where usable, and TCG).
     pub accel: Option<Accel>,
+    /// `--compare`: these kernel images, interleaved, instead of the run (compare.rs).
+    pub compare: Vec<PathBuf>,
+    /// `--compare`'s CPU counts.
+    pub cpus: Vec<u32>,
+    /// Boots per point (`--compare`, `--only bringup`), instead of the plan's.
+    pub boots: Option<usize>,
 }
 
 /// What a run is made of.
+#[derive(Clone, Copy)]
 struct Plan {
     cpu_counts: &'static [u32],
     combos: &'static [(&'static str, &'static str)],
@@ -118,9 +126,17 @@ const QUICK: Plan = Plan {
 
 /// Runs the benchmark and writes the results file, its data and plots.
 pub fn run(options: BenchOptions) -> Result<(), String> {
+    if !options.compare.is_empty() {
+        return run_compare(options);
+    }
     let mut plan = if options.quick { &QUICK } else { &FULL };
     if options.only.as_deref() == Some("bringup") && !options.quick {
         plan = &BRINGUP_ONLY;
+    }
+    let with_boots;
+    if let Some(boots) = options.boots {
+        with_boots = Plan { boots, ..*plan };
+        plan = &with_boots;
     }
     let images = build::kernel()?;
     let qemu = Qemu::detect()?;
@@ -222,6 +238,103 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// One `bench=floor` boot of `image`: the floor, the bring-up after it and the APs' phase
+/// stamps. A failed boot is repeated once and noted in `failures` (the results list them); a
+/// second failure of the same boot ends the run.
+fn floor_boot(
+    qemu: &Qemu,
+    image: &std::path::Path,
+    accel: Accel,
+    cpus: u32,
+    (strategy, delays): (&str, &str),
+    failures: &mut Vec<String>,
+) -> Result<(bringup::Sample, Vec<phases::ApStamps>), String> {
+    let mut attempt = 0;
+    loop {
+        let cmd = qemu.command(&Boot {
+            accel,
+            machine: "microvm",
+            kernel: image,
+            smp: &cpus.to_string(),
+            initrd: None,
+            append: &format!("bringup={strategy} delays={delays} bench=floor"),
+        });
+        let out = runner::run(cmd, &Watch::new(Duration::from_secs(180)))?;
+        let sample = if out.exit == Some(33) {
+            bringup::parse_sample(&out.timed_lines, cpus).and_then(|sample| {
+                let aps = phases::parse(&out.serial)?;
+                if aps.len() + 1 != cpus as usize {
+                    return Err(format!(
+                        "{} `phases:` lines for {} APs",
+                        aps.len(),
+                        cpus - 1
+                    ));
+                }
+                Ok((sample, aps))
+            })
+        } else {
+            Err(format!("exit status {:?}", out.exit))
+        };
+        match sample {
+            Ok(measured) => return Ok(measured),
+            Err(why) if attempt == 0 => {
+                let last = out
+                    .serial
+                    .lines()
+                    .rev()
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("");
+                failures.push(format!("{why}; last line: `{last}`"));
+                attempt += 1;
+            }
+            Err(why) => {
+                return Err(format!(
+                    "\nboot failed twice for {} -smp {cpus} {strategy} {delays} ({}): {why}\n{}{}",
+                    accel.name(),
+                    image.display(),
+                    out.serial,
+                    out.stderr
+                ))
+            }
+        }
+    }
+}
+
+/// `bench --compare`: the images' bring-ups in one run (TCG unless `--accel` says otherwise),
+/// written to `--out` (default bench/compare.md).
+fn run_compare(options: BenchOptions) -> Result<(), String> {
+    let qemu = Qemu::detect()?;
+    let accel = options.accel.unwrap_or(Accel::Tcg);
+    if accel == Accel::Kvm {
+        if let Some(why) = &qemu.kvm_unusable {
+            return Err(format!("bench --accel kvm: {why}"));
+        }
+    }
+    for image in &options.compare {
+        if !image.is_file() {
+            return Err(format!(
+                "bench --compare: no kernel image at {}",
+                image.display()
+            ));
+        }
+    }
+    let cpus = if options.cpus.is_empty() {
+        vec![64]
+    } else {
+        options.cpus
+    };
+    let boots = options.boots.unwrap_or(21);
+    let rows = compare::measure(&qemu, &options.compare, accel, &cpus, boots)?;
+    let report = compare::render(&qemu, accel, &rows, boots);
+    print!("{report}");
+    let out = options
+        .out
+        .unwrap_or_else(|| build::root().join("bench/compare.md"));
+    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("bench: results written to {}", out.display());
+    Ok(())
+}
+
 /// The file name of `out` without its extension ("latest" for bench/latest.md).
 fn stem(out: &std::path::Path) -> String {
     out.file_stem()
@@ -264,66 +377,16 @@ fn bring_up(
                 point.delays,
                 boot + 1
             );
-            // A failed boot is repeated once and reported in the results; a second failure
-            // of the same boot ends the run.
-            let mut attempt = 0;
-            loop {
-                let cmd = qemu.command(&Boot {
-                    accel: point.accel,
-                    machine: "microvm",
-                    kernel: image,
-                    smp: &point.cpus.to_string(),
-                    initrd: None,
-                    append: &format!(
-                        "bringup={} delays={} bench=floor",
-                        point.strategy, point.delays
-                    ),
-                });
-                let out = runner::run(cmd, &Watch::new(Duration::from_secs(180)))?;
-                let sample = if out.exit == Some(33) {
-                    bringup::parse_sample(&out.timed_lines, point.cpus).and_then(|sample| {
-                        let aps = phases::parse(&out.serial)?;
-                        if aps.len() + 1 != point.cpus as usize {
-                            return Err(format!(
-                                "{} `phases:` lines for {} APs",
-                                aps.len(),
-                                point.cpus - 1
-                            ));
-                        }
-                        Ok((sample, aps))
-                    })
-                } else {
-                    Err(format!("exit status {:?}", out.exit))
-                };
-                match sample {
-                    Ok((sample, aps)) => {
-                        point.samples.push(sample);
-                        point.phases.push(aps);
-                        break;
-                    }
-                    Err(why) if attempt == 0 => {
-                        let last = out
-                            .serial
-                            .lines()
-                            .rev()
-                            .find(|l| !l.is_empty())
-                            .unwrap_or("");
-                        point.failures.push(format!("{why}; last line: `{last}`"));
-                        attempt += 1;
-                    }
-                    Err(why) => {
-                        return Err(format!(
-                            "\nboot failed twice for {} -smp {} {} {}: {why}\n{}{}",
-                            point.accel.name(),
-                            point.cpus,
-                            point.strategy,
-                            point.delays,
-                            out.serial,
-                            out.stderr
-                        ))
-                    }
-                }
-            }
+            let (sample, aps) = floor_boot(
+                qemu,
+                image,
+                point.accel,
+                point.cpus,
+                (point.strategy, point.delays),
+                &mut point.failures,
+            )?;
+            point.samples.push(sample);
+            point.phases.push(aps);
         }
     }
     eprintln!();
