@@ -4,7 +4,7 @@
 //! cargo xtask build                 build the image (and its PVH-only twin)
 //! cargo xtask run [options]         boot the demo in QEMU, serial on the terminal
 //! cargo xtask qemu-test [filter]    the QEMU integration tests (each run has a timeout)
-//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor (--only sched|bringup: one stage; --accel: one accelerator)
+//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor (--only sched|bringup: one stage; --accel: one accelerator; --compare A,B: kernel images in one run)
 //! cargo xtask linux-baseline        the same bring-up timed for stock Debian Linux guests
 //! cargo xtask standin [options]     boot the stand-in host (issue 6) with a std program
 //! ```

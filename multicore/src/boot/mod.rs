@@ -13,8 +13,10 @@
 //!    first (`low_pages.rs` `BorrowedLowPages::borrow`; the census in `live_pages.rs` and
 //!    `lowmem.rs`).
 //! 4. **Trampoline**: the blob copied into that page and relocated, its parameters written, the
-//!    transition page tables built (`trampoline_page.rs` `install`; the blob in
-//!    `arch/x86_64/trampoline.S`, the tables in `arch/x86_64/transition_tables.rs`).
+//!    transition page tables built, and the root the APs turn paging on with chosen: the
+//!    host's own if it maps the trampoline page to itself (`trampoline_page.rs` `install`;
+//!    the blob in `arch/x86_64/trampoline.S`, the tables in
+//!    `arch/x86_64/transition_tables.rs`).
 //! 5. **Publish**: the APs' APIC IDs, their `CpuData` and the Rust entry in the one table the
 //!    long-mode entry reads (`long_mode_entry.rs` `ApBootTable::publish`).
 //! 6. **Kick and wait**: INIT, SIPI, a second SIPI for CPUs not yet seen, one retry, then
@@ -24,10 +26,12 @@
 //!
 //! On each AP, after the SIPI:
 //!
-//! a. `arch/x86_64/trampoline.S`: real mode → protected mode → long mode on the transition
-//!    tables, in the trampoline page, no stack;
-//! b. `long_mode_entry.S`: the host's page-table root, its APIC ID looked up in the table of
-//!    step 5, state `InLongMode`, its own stack, then
+//! a. `arch/x86_64/trampoline.S`: real mode → long mode in one step, on the host's page tables
+//!    when they map the trampoline page to itself, else on the transition tables, in the
+//!    trampoline page, no stack;
+//! b. `long_mode_entry.S`: the host's page-table root (if not loaded yet), its APIC ID (one
+//!    CPUID, of the leaf the BSP chose) looked up in the table of step 5, state `InLongMode`,
+//!    its own stack, then
 //! c. `ap_entry.rs` `ap_rust_entry`: the library's GDT, its local APIC, state `Arrived`, and the
 //!    plan's entry function, which marks the CPU online ([`CpuData::mark_online`]) and goes on
 //!    (the demo kernel: `rt::join`; a hosted program: `hosted::ap`).
