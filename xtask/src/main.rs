@@ -157,6 +157,9 @@ fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
             other => return Err(format!("unknown bench option `{other}`\n{USAGE}")),
         }
     }
+    if !options.compare.is_empty() && (options.quick || options.only.is_some()) {
+        return Err("--compare is a run of its own: not with --quick or --only".into());
+    }
     if options.compare.is_empty() && !options.cpus.is_empty() {
         return Err("--cpus goes with --compare".into());
     }

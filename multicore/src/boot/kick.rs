@@ -147,8 +147,9 @@ impl<H: Host> Kicker<'_, H> {
     /// the host has descheduled spin for milliseconds (a host profile of a 64-vCPU bring-up on
     /// 2 host cores, QEMU 7.2: three quarters of the APs' host time in `page_lock`, under
     /// `tb_link_page`). With a pilot the others find the code ready. Its cost is what the pilot
-    /// takes beyond the other INITs, which run meanwhile; on KVM, an AP's path (tens of
-    /// microseconds).
+    /// takes beyond the other INITs, which run meanwhile: under KVM, where nothing is
+    /// translated, one AP's path before the others start (about 1.4 ms on the build machine's
+    /// KVM, which emulates guest ring 0).
     fn kick_pilot_first(&self, group: &[&'static CpuData]) {
         let (pilot, others) = group.split_at(1);
         let startup = Icr::startup(self.vector);

@@ -4,12 +4,12 @@
 //! paging on with chosen: the host's own where it can run the trampoline, else the transition
 //! tables'.
 
+use x86_64::registers::control::Cr4Flags;
+
 use super::error::BringupError;
 use super::host::Host;
 use super::long_mode_entry;
 use super::low_pages::BorrowedLowPages;
-use x86_64::registers::control::Cr4Flags;
-
 use crate::arch::x86_64::cpu_state::ApControlState;
 use crate::arch::x86_64::page_walk;
 use crate::arch::x86_64::trampoline::{self, TrampolineParams, PAGE_SIZE};

@@ -323,7 +323,7 @@ fn run_compare(options: BenchOptions) -> Result<(), String> {
     } else {
         options.cpus
     };
-    let boots = options.boots.unwrap_or(21);
+    let boots = options.boots.unwrap_or(BRINGUP_ONLY.boots);
     let rows = compare::measure(&qemu, &options.compare, accel, &cpus, boots)?;
     let report = compare::render(&qemu, accel, &rows, boots);
     print!("{report}");
