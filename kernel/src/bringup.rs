@@ -111,15 +111,14 @@ impl fmt::Display for PhaseLine {
     }
 }
 
-/// What each AP runs once the library has it in Rust: say so, be counted, join the runtime
-/// (which idles it until cross-CPU calls come). Its line is queued, not written: the BSP's next
-/// line writes it out, after the APs it is still starting.
+/// What each AP runs once the library has it in Rust: say so, join the runtime (which marks it
+/// online once it waits there, and idles it until cross-CPU calls come). Its line is queued,
+/// not written: the BSP's next line writes it out, after the APs it is still starting.
 fn ap_main(cpu: &'static CpuData) -> ! {
     crate::console::queue(format_args!(
         "CPU {} online! APIC ID: {}\n",
         cpu.index, cpu.apic_id
     ));
-    cpu.mark_online();
     multicore::rt::join(cpu)
 }
 

@@ -61,6 +61,8 @@ pub struct CpuData {
     stack_top: u64,
     /// Lowest address of the stack (just above its guard page).
     pub stack_bottom: u64,
+    /// Address of the CPU's identity block (cpu_local.rs), which its GS base points at.
+    pub(crate) cpu_local_block: u64,
     /// TSC when the CPU reached Rust (0 before).
     arrived_tsc: AtomicU64,
     /// TSC when the CPU was marked online (0 before).
@@ -81,8 +83,15 @@ impl CpuData {
     /// Offset of the phase stamps, written by the long-mode entry ([`PhaseStamps`]' offsets).
     pub const STAMPS_OFFSET: usize = offset_of!(CpuData, stamps);
 
-    /// A CPU that has not started. `stack_top` must be 16-byte aligned.
-    pub fn new(index: u32, apic_id: u32, stack: (u64, u64), entry: ApEntry, arg: usize) -> Self {
+    /// A CPU that has not started, with `stack` (bottom, top; the top 16-byte aligned) and
+    /// its identity block at `cpu_local_block`.
+    pub(crate) fn new(
+        (index, apic_id): (u32, u32),
+        stack: (u64, u64),
+        cpu_local_block: u64,
+        entry: ApEntry,
+        arg: usize,
+    ) -> Self {
         let (stack_bottom, stack_top) = stack;
         debug_assert_eq!(stack_top % 16, 0);
         CpuData {
@@ -92,6 +101,7 @@ impl CpuData {
             _reserved: 0,
             stack_top,
             stack_bottom,
+            cpu_local_block,
             arrived_tsc: AtomicU64::new(0),
             online_tsc: AtomicU64::new(0),
             stamps: PhaseStamps::default(),
@@ -101,6 +111,7 @@ impl CpuData {
     }
 
     /// Where the CPU is on its way up.
+    #[inline]
     pub fn state(&self) -> CpuState {
         CpuState::from_u32(self.state.load(Ordering::Acquire))
     }
@@ -111,6 +122,7 @@ impl CpuData {
     }
 
     /// Called by the library's AP entry once the CPU runs Rust.
+    #[inline(always)]
     pub(crate) fn mark_arrived(&self) {
         self.arrived_tsc
             .store(crate::arch::x86_64::tsc::now(), Ordering::Relaxed);

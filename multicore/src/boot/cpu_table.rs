@@ -38,6 +38,20 @@ impl CpuTable {
     ) -> Result<CpuTable, BringupError> {
         let n = apic_ids.len();
         let oom = |what, cpu, bytes| BringupError::OutOfMemory { what, cpu, bytes };
+        // The identity blocks first: each CpuData carries its block's address, which the AP
+        // loads into GS base without looking anything up.
+        let owner = host.gs_owner();
+        let role = |index: usize| match (owner == GsOwner::HOST, index) {
+            (false, _) => CpuRole::Kernel,
+            (true, 0) => CpuRole::HostedBsp,
+            (true, _) => CpuRole::HostedAp,
+        };
+        let blocks = host
+            .alloc_slice_with(n, CPU_DATA_ALIGN, |i| {
+                CpuLocal::new(i as u32, apic_ids[i], role(i))
+            })
+            .ok_or(oom("the CPU-local blocks", 0, n * size_of::<CpuLocal>()))?;
+        let block_address = |i: usize| &blocks[i] as *const CpuLocal as u64;
         let mut stack_guards = true;
         let cpus = host.try_alloc_slice_with(n, 8, oom("the CpuData table", 0, 8 * n), |i| {
             let (index, apic_id) = (i as u32, apic_ids[i]);
@@ -52,7 +66,7 @@ impl CpuTable {
                 stack_guards &= host.guard_page(base);
                 (base + PAGE_SIZE as u64, base + bytes as u64)
             };
-            let data = CpuData::new(index, apic_id, stack, entry, arg);
+            let data = CpuData::new((index, apic_id), stack, block_address(i), entry, arg);
             let data = host.alloc_value(data, CPU_DATA_ALIGN).ok_or(oom(
                 "CpuData",
                 index,
@@ -72,17 +86,6 @@ impl CpuTable {
         let failed =
             host.alloc_zeroed_slice::<AtomicBool>(n)
                 .ok_or(oom("the failure flags", 0, n))?;
-        let owner = host.gs_owner();
-        let role = |index: usize| match (owner == GsOwner::HOST, index) {
-            (false, _) => CpuRole::Kernel,
-            (true, 0) => CpuRole::HostedBsp,
-            (true, _) => CpuRole::HostedAp,
-        };
-        let blocks = host
-            .alloc_slice_with(n, CPU_DATA_ALIGN, |i| {
-                CpuLocal::new(i as u32, apic_ids[i], role(i))
-            })
-            .ok_or(oom("the CPU-local blocks", 0, n * size_of::<CpuLocal>()))?;
         cpu_local::publish(blocks, owner, host)
             .map_err(|cpu_local::AlreadyPublished| BringupError::SecondBringup)?;
         Ok(CpuTable {

@@ -68,11 +68,12 @@ impl<H: Host> Kicker<'_, H> {
 
     /// INIT, SIPI and, for CPUs that have not checked in, a second SIPI; one retry of the whole
     /// sequence for CPUs that show no sign of life; then failure for the rest. A group of more
-    /// than one CPU starts with a pilot ([`Kicker::kick_pilot_first`]).
-    fn start_group(&self, group: &[&'static CpuData], verbose: bool) {
+    /// than one CPU starts with a pilot ([`Kicker::kick_pilot_first`]); `pilot_started` says
+    /// that the caller has sent it its INIT and SIPI already ([`Kicker::pilot_ahead`]).
+    fn start_group(&self, group: &[&'static CpuData], verbose: bool, pilot_started: bool) {
         for attempt in 0..2 {
             if attempt == 0 && group.len() > 1 {
-                self.kick_pilot_first(group);
+                self.kick_pilot_first(group, pilot_started);
             } else {
                 self.send_to(group, Icr::init(), SentIpi::Init, CpuState::NotStarted);
                 self.tsc.delay_us(self.delays.after_init_us);
@@ -150,13 +151,14 @@ impl<H: Host> Kicker<'_, H> {
     /// takes beyond the other INITs, which run meanwhile: under KVM, where nothing is
     /// translated, one AP's path before the others start (about 1.4 ms on the build machine's
     /// KVM, which emulates guest ring 0).
-    fn kick_pilot_first(&self, group: &[&'static CpuData]) {
+    fn kick_pilot_first(&self, group: &[&'static CpuData], pilot_started: bool) {
         let (pilot, others) = group.split_at(1);
         let startup = Icr::startup(self.vector);
         let not_started = CpuState::NotStarted;
         if self.delays.after_init_us == 0 {
-            self.send_to(pilot, Icr::init(), SentIpi::Init, not_started);
-            self.send_to(pilot, startup, SentIpi::Sipi, not_started);
+            if !pilot_started {
+                self.start_pilot(pilot[0]);
+            }
             self.send_to(others, Icr::init(), SentIpi::Init, not_started);
         } else {
             self.send_to(group, Icr::init(), SentIpi::Init, not_started);
@@ -165,6 +167,39 @@ impl<H: Host> Kicker<'_, H> {
         }
         self.wait_all(pilot, CpuState::Online, self.delays.second_sipi_after_us);
         self.send_to(others, startup, SentIpi::Sipi, not_started);
+    }
+
+    /// INIT and SIPI to the pilot, back to back, as the bring-up's first IPIs: straight-line
+    /// code without `send_to`'s checks, which cannot fail here (nothing has touched the pilot
+    /// yet). Its cost is latency before the first AP runs: under TCG every call and branch on
+    /// this cold path ends a translation block the BSP translates first.
+    #[inline(always)]
+    fn start_pilot(&self, pilot: &'static CpuData) {
+        pilot.stamps.stamp_sent(SentIpi::Init, tsc::now());
+        let sent = self
+            .apic
+            .send(Icr::init(), pilot.apic_id, self.tsc)
+            .and_then(|()| {
+                pilot.stamps.stamp_sent(SentIpi::Sipi, tsc::now());
+                self.apic
+                    .send(Icr::startup(self.vector), pilot.apic_id, self.tsc)
+            });
+        if let Err(e) = sent {
+            self.fail(pilot, format_args!("{e}"));
+        }
+    }
+
+    /// Whether a parallel start of `aps` has a pilot whose INIT and SIPI go out back to back
+    /// ([`Kicker::kick_pilot_first`]), and if so sends them: as the first thing the bring-up
+    /// does after its clock starts, before the larger code of [`Kicker::start_group`] runs
+    /// for the first time.
+    #[inline(always)]
+    fn pilot_ahead(&self, aps: &[&'static CpuData]) -> bool {
+        let ahead = aps.len() > 1 && self.delays.after_init_us == 0;
+        if ahead {
+            self.start_pilot(aps[0]);
+        }
+        ahead
     }
 
     /// Waits for every started CPU of `group` to be marked online.
@@ -201,12 +236,13 @@ impl<H: Host> Kicker<'_, H> {
                 for cpu in aps {
                     self.host
                         .print(format_args!("Starting CPU {}...\n", cpu.index));
-                    self.start_group(core::slice::from_ref(cpu), true);
+                    self.start_group(core::slice::from_ref(cpu), true, false);
                     self.wait_online(core::slice::from_ref(cpu));
                 }
             }
             Strategy::Parallel => {
-                self.start_group(aps, false);
+                let pilot_started = self.pilot_ahead(aps);
+                self.start_group(aps, false, pilot_started);
                 self.wait_online(aps);
             }
         }

@@ -1,14 +1,17 @@
 // AP long-mode entry: the first code an AP runs outside the trampoline page.
 //
-// The trampoline jumps here in 64-bit mode, on the transition page tables (which map this code
-// at its real virtual address, transition_tables.rs) or already on the host's (when those map
-// the trampoline page: trampoline_page.rs), with interrupts off, no stack, and the host's
-// page-table root in %rdx. This code loads that root unless it is in CR3 already (a CR3 write
-// flushes the TLB: under TCG a cost per AP) — under the host's root the same address maps the
-// same code, wherever the host loaded us — and then does what needs the host's address
-// space: it reads its APIC ID with CPUID, finds its slot in ap_boot_table (a static of this
-// library, long_mode_entry.rs), stores the phase stamps into its CpuData (boot/phases.rs),
-// marks the slot IN_LONG_MODE, switches to the slot's stack and calls entry(cpu_data).
+// The trampoline jumps here in 64-bit mode, with interrupts off, no stack, and the host's
+// page-table root in %rdx: to ap_long_mode_entry when it runs on the transition page tables
+// (which map this code at its real virtual address, transition_tables.rs), which loads that
+// root first — under the host's root the same address maps the same code, wherever the host
+// loaded us — or straight to ap_long_mode_entry_on_host_root when the host's tables are
+// loaded already (they map the trampoline page: trampoline_page.rs), which the BSP knows: no
+// CR3 read and no branch per AP. Then it does what needs the host's address space: it reads
+// its APIC ID with CPUID, finds its slot in ap_boot_table (a static of this library,
+// long_mode_entry.rs), loads the library's GDT, stores the phase stamps into its CpuData
+// (boot/phases.rs), marks the slot IN_LONG_MODE, switches to the slot's stack and calls
+// entry(cpu_data). Each branch taken
+// here ends a TCG translation block, so the common path has as few as it can.
 // An AP whose APIC ID is not in the table counts itself in ap_boot_table.stray and halts here
 // with interrupts off: it never runs Rust code or touches another CPU's stack, and it does not
 // stay in the trampoline page, which can be given back.
@@ -21,11 +24,10 @@
 .global ap_long_mode_entry
 ap_long_mode_entry:
 .code64
-    mov rax, cr3
-    cmp rax, rdx
-    je 1f
     mov cr3, rdx
-1:  rdtsc                               // the entry's phase stamp (boot/phases.rs), kept in
+.global ap_long_mode_entry_on_host_root
+ap_long_mode_entry_on_host_root:
+    rdtsc                               // the entry's phase stamp (boot/phases.rs), kept in
     shl rdx, 32                         // R13 beside the trampoline's R12 and R14, which
     or rax, rdx                         // nothing below touches
     mov r13, rax
@@ -38,22 +40,22 @@ ap_long_mode_entry:
     mov eax, [r11 + {T_ID_LEAF}]
     xor ecx, ecx
     cpuid
-    cmp dword ptr [r11 + {T_ID_LEAF}], 1
-    jne 5f
+    mov r8d, edx
     shr ebx, 24
-    mov edx, ebx
-5:  mov r8d, edx                        // r8d = this AP's APIC ID
+    cmp dword ptr [r11 + {T_ID_LEAF}], 1
+    cmove r8d, ebx                      // r8d = this AP's APIC ID
 
     mov rsi, [r11 + {T_APIC_IDS}]
     mov ecx, [r11 + {T_COUNT}]
-    xor edx, edx
-6:  cmp edx, ecx
-    jae 9f
-    cmp [rsi + rdx * 4], r8d
+    xor edx, edx                        // count >= 1 (ApBootTable::publish): no test first
+6:  cmp [rsi + rdx * 4], r8d
     je 7f
     inc edx
-    jmp 6b
-7:  mov rsi, [r11 + {T_CPUS}]
+    cmp edx, ecx
+    jb 6b
+    jmp 9f
+7:  lgdt [r11 + {T_GDT}]                // the library's GDT (ap_entry.rs): same selectors
+    mov rsi, [r11 + {T_CPUS}]
     mov rdi, [rsi + rdx * 8]            // first argument: &CpuData
     mov [rdi + {C_STAMP_REAL}], r14
     mov [rdi + {C_STAMP_LONG}], r12

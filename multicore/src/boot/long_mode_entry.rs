@@ -8,6 +8,9 @@ use core::cell::UnsafeCell;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
 use super::cpu_data::{CpuData, CpuState};
 use super::phases::PhaseStamps;
 
@@ -27,6 +30,9 @@ pub struct ApBootTable {
     id_leaf: u32,
     /// APs that found no slot for their APIC ID (incremented by them, atomically).
     stray: AtomicU32,
+    /// The library's GDT (ap_entry.rs), loaded here: the trampoline's lives in the borrowed
+    /// page. One `lgdt` in the entry costs the AP nothing more; in Rust it was a call.
+    gdt: DescriptorTablePointer,
 }
 
 /// The one table: one bring-up runs at a time (start.rs holds a flag for it).
@@ -44,6 +50,10 @@ static AP_BOOT_TABLE: TableCell = TableCell(UnsafeCell::new(ApBootTable {
     count: 0,
     id_leaf: 1,
     stray: AtomicU32::new(0),
+    gdt: DescriptorTablePointer {
+        limit: 0,
+        base: VirtAddr::zero(),
+    },
 }));
 
 core::arch::global_asm!(
@@ -55,6 +65,7 @@ core::arch::global_asm!(
     T_COUNT = const offset_of!(ApBootTable, count),
     T_ID_LEAF = const offset_of!(ApBootTable, id_leaf),
     T_STRAY = const offset_of!(ApBootTable, stray),
+    T_GDT = const offset_of!(ApBootTable, gdt),
     C_STACK_TOP = const CpuData::STACK_TOP_OFFSET,
     C_STATE = const CpuData::STATE_OFFSET,
     C_STAMP_REAL = const CpuData::STAMPS_OFFSET + PhaseStamps::REAL_OFFSET,
@@ -65,12 +76,21 @@ core::arch::global_asm!(
 
 extern "C" {
     static ap_long_mode_entry: u8;
+    static ap_long_mode_entry_on_host_root: u8;
     static ap_long_mode_entry_end: u8;
 }
 
-/// Virtual address of the long-mode entry (what the trampoline jumps to).
+/// Virtual address of the long-mode entry: where the trampoline jumps on the transition
+/// tables (it loads the host's root first), and the start of the code the transition tables
+/// map.
 pub fn entry_address() -> u64 {
     (&raw const ap_long_mode_entry) as u64
+}
+
+/// Virtual address of the long-mode entry past its CR3 load: where the trampoline jumps when
+/// the APs turned paging on with the host's root.
+pub fn entry_on_host_root_address() -> u64 {
+    (&raw const ap_long_mode_entry_on_host_root) as u64
 }
 
 /// Length of the long-mode entry code in bytes.
@@ -85,13 +105,18 @@ impl ApBootTable {
     /// # Safety
     /// No AP may be running the long-mode entry (none started yet in this bring-up, and those
     /// of an earlier one have left it); `apic_ids` and `cpus` must stay valid, with `count`
-    /// entries each, for as long as APs may be started with them.
+    /// entries each (at least one: the entry's search reads the first before it compares the
+    /// count), for as long as APs may be started with them.
     pub unsafe fn publish(
         apic_ids: *const u32,
         cpus: *const *const CpuData,
         count: u32,
         entry: u64,
     ) {
+        assert!(
+            count >= 1,
+            "a bring-up publishes the table for at least one AP"
+        );
         // SAFETY: no reader exists now (caller's contract); the SIPIs that follow order these
         // writes before any AP's reads (the ICR write is serializing for the sending CPU and the
         // AP starts after it).
@@ -102,6 +127,7 @@ impl ApBootTable {
             t.entry = entry;
             t.count = count;
             t.id_leaf = apic_id_leaf(raw_cpuid::native_cpuid::cpuid_count);
+            t.gdt = super::ap_entry::gdt_pointer();
         }
         Self::stray_counter().store(0, Ordering::SeqCst);
     }
@@ -174,6 +200,8 @@ mod tests {
             entry_len()
         );
         assert_eq!(entry_address() % 256, 0);
+        assert!((entry_address()..entry_address() + entry_len() as u64)
+            .contains(&entry_on_host_root_address()));
         assert_eq!(
             entry_address() / 4096,
             (entry_address() + entry_len() as u64 - 1) / 4096

@@ -30,11 +30,12 @@
 //!    when they map the trampoline page to itself, else on the transition tables, in the
 //!    trampoline page, no stack;
 //! b. `long_mode_entry.S`: the host's page-table root (if not loaded yet), its APIC ID (one
-//!    CPUID, of the leaf the BSP chose) looked up in the table of step 5, state `InLongMode`,
-//!    its own stack, then
-//! c. `ap_entry.rs` `ap_rust_entry`: the library's GDT, its local APIC, state `Arrived`, and the
+//!    CPUID, of the leaf the BSP chose) looked up in the table of step 5, the library's GDT,
+//!    state `InLongMode`, its own stack, then
+//! c. `ap_entry.rs` `ap_rust_entry`: its GS base, its local APIC, state `Arrived`, and the
 //!    plan's entry function, which marks the CPU online ([`CpuData::mark_online`]) and goes on
-//!    (the demo kernel: `rt::join`; a hosted program: `hosted::ap`).
+//!    (the demo kernel: `rt::join`, which marks it once it waits for the runtime; a hosted
+//!    program: `hosted::ap`).
 //!
 //! Each AP stamps the TSC at each of these phases and the BSP when it sends the AP's IPIs
 //! (`phases.rs`; `CpuData::phases` reads them back after the bring-up).

@@ -14,7 +14,7 @@
 //! | `entry` | long_mode_entry.S, right after it loaded the host's page tables | R13 |
 //! | `rust` | first line of `ap_rust_entry` | — |
 //! | `arrived` | `CpuData::mark_arrived` (the bring-up's "in Rust" mark) | — |
-//! | `online` | `CpuData::mark_online` (the host's entry says so) | — |
+//! | `online` | `CpuData::mark_online` (the host's entry says so; `rt::join` once the CPU waits for the runtime) | — |
 //!
 //! The trampoline goes from real mode straight to long mode (trampoline.S), so there is no
 //! protected-mode stamp. TSCs are compared across CPUs (the BSP's send times against an AP's
@@ -52,6 +52,7 @@ impl PhaseStamps {
     }
 
     /// The BSP sent `ipi` to this AP at `tsc`; only the first of each kind is kept.
+    #[inline(always)]
     pub(crate) fn stamp_sent(&self, ipi: SentIpi, tsc: u64) {
         let slot = match ipi {
             SentIpi::Init => &self.init_sent,

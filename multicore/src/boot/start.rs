@@ -31,7 +31,8 @@ pub struct BringupPlan<'a> {
     pub apic_ids: &'a [u32],
     /// Strategy, delays and AP stack size.
     pub config: StartConfig,
-    /// What each AP runs once in Rust (it must call [`CpuData::mark_online`]).
+    /// What each AP runs once in Rust (it must call [`CpuData::mark_online`], or
+    /// [`rt::join`](crate::rt::join), which does).
     pub entry: ApEntry,
     /// A value for `entry` ([`CpuData::arg`]).
     pub arg: usize,

@@ -69,12 +69,17 @@ pub(super) fn install<H: Host>(
             transition_cr3
         },
         host_cr3: control.cr3,
-        long_mode_entry: long_mode_entry::entry_address(),
+        long_mode_entry: if on_host_tables {
+            long_mode_entry::entry_on_host_root_address()
+        } else {
+            long_mode_entry::entry_address()
+        },
         cr0: control.cr0,
         cr4: control.cr4,
         cr4_before_paging: control.cr4_before_paging,
         efer: control.efer,
         xcr0: control.xcr0,
+        long_mode_fixups: TrampolineParams::fixups_needed(control.cr4, control.cr4_before_paging),
     };
     let params_ptr =
         page_bytes[trampoline::params_offset()..].as_mut_ptr() as *mut TrampolineParams;
@@ -87,10 +92,10 @@ pub(super) fn install<H: Host>(
 /// Whether an AP can turn paging on with the host's root (`control.cr3`) and go on under it:
 /// the root is below 4 GiB (real mode loads 32 bits of CR3) and the host's tables map the
 /// trampoline page to itself, present, executable, and not a user page when CR4.SMEP would
-/// forbid running it. Then the long-mode entry finds its root already in CR3 and skips the
-/// switch: one TLB flush and one set of page walks per AP fewer, which under TCG is a share of
-/// the AP's start-up that can be measured (`bench --only bringup`). Otherwise the transition
-/// tables do the job.
+/// forbid running it. Then the root is in CR3 already and the trampoline jumps past the long-mode
+/// entry's CR3 load: one TLB flush and one set of page walks per AP fewer, which under TCG is a
+/// share of the AP's start-up that can be measured (`bench --only bringup`). Otherwise the
+/// transition tables do the job.
 fn host_tables_run_trampoline<H: Host>(host: &H, control: &ApControlState, page: u64) -> bool {
     if control.cr3 >= 1 << 32 {
         return false;

@@ -4,8 +4,8 @@
 //!
 //! Start-up, one step a line, as the demo kernel does it:
 //! ```text
-//! BSP:  start_aps(..., ap_entry)         APs: ap_entry(cpu): ...; cpu.mark_online();
-//!       rt::start(host, tsc, apic, cpus)           rt::join(cpu)  // never returns: idles
+//! BSP:  start_aps(..., ap_entry)         APs: ap_entry(cpu): ...;
+//!       rt::start(host, tsc, apic, cpus)           rt::join(cpu)  // online, then idles
 //! ```
 //! `rt::start` sets the BSP up, publishes the runtime, and waits for every online AP to join.
 
@@ -216,9 +216,12 @@ fn wait_for_aps(rt: &'static Runtime) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// An AP joins the runtime: waits for [`start`] on the BSP, sets itself up (GS, GDT/TSS, IDT,
-/// timer, interrupts on) and idles, serving cross-CPU calls. Call it at the end of the AP's
-/// entry function, after `mark_online`.
+/// An AP joins the runtime: marks itself online ([`CpuData::mark_online`], unless its entry
+/// did) once it waits for [`start`] on the BSP, then sets itself up (GS, GDT/TSS, IDT, timer,
+/// interrupts on) and idles, serving cross-CPU calls. Call it at the end of the AP's entry
+/// function. Leaving the online mark to it lets the bring-up's wait for its pilot AP
+/// (boot/kick.rs) cover the AP's whole way into the runtime, so that the APs after the pilot
+/// find all of that code translated under TCG.
 pub fn join(data: &'static CpuData) -> ! {
     join_with(data, Tables::Install)
 }
@@ -230,7 +233,7 @@ pub(crate) fn join_hosted(data: &'static CpuData) -> ! {
 }
 
 fn join_with(data: &'static CpuData, tables: Tables) -> ! {
-    let rt = wait_for_runtime(tables == Tables::Install);
+    let rt = wait_for_runtime(data, tables == Tables::Install);
     let me = rt.cpus[data.index as usize];
     if let Err(e) = setup_this_cpu(rt, me, tables) {
         stop::fatal(format_args!(
@@ -258,9 +261,11 @@ static WAITING_IDT: spin::Once<Idt> = spin::Once::new();
 
 /// Halts (interrupts on, nothing else to serve) until the BSP publishes the runtime and sends
 /// the wake-up IPI, instead of spinning: with many vCPUs on few host cores, spinning APs would
-/// take the host time the BSP needs to get there. Returns with interrupts off.
-fn wait_for_runtime(needs_idt: bool) -> &'static Runtime {
+/// take the host time the BSP needs to get there. The CPU is marked online just before it
+/// halts (or returns). Returns with interrupts off.
+fn wait_for_runtime(data: &'static CpuData, needs_idt: bool) -> &'static Runtime {
     if let Some(rt) = RUNTIME.get() {
+        mark_online_once(data);
         return rt;
     }
     if needs_idt {
@@ -268,6 +273,7 @@ fn wait_for_runtime(needs_idt: bool) -> &'static Runtime {
             .call_once(|| Idt::new(gdt::KERNEL_CS.0, &[]))
             .load();
     }
+    mark_online_once(data);
     loop {
         x86_64::instructions::interrupts::disable();
         if let Some(rt) = RUNTIME.get() {
@@ -276,6 +282,14 @@ fn wait_for_runtime(needs_idt: bool) -> &'static Runtime {
         // SAFETY: STI; HLT with the check above done with interrupts off: a wake-up IPI sent
         // after the check is taken by the HLT (see idle.rs). No memory is touched.
         unsafe { core::arch::asm!("sti", "hlt", options(nomem, nostack)) };
+    }
+}
+
+/// Marks a joining AP online unless its entry did: online, it is waiting for the runtime,
+/// with everything it runs before the runtime starts behind it.
+fn mark_online_once(data: &'static CpuData) {
+    if data.state() != CpuState::Online {
+        data.mark_online();
     }
 }
 

@@ -20,10 +20,19 @@
 //   follows loads the 64-bit code segment. Each stage left out is a mode switch fewer: under
 //   TCG each one throws away the vCPU's TLB, under KVM control-register writes exit. In 64-bit
 //   mode (still in this page, identity-mapped by either set of tables) it loads the rest of
-//   the BSP's CR4 and XCR0 and jumps to ap_long_mode_entry (boot/long_mode_entry.S) at its real
-//   virtual address with the host's root in %rdx and the phase stamps in R12 and R14
-//   (boot/phases.rs). That code, outside this page, loads the host's root if it is not loaded
-//   yet and goes on. No stack is used in this page.
+//   the BSP's CR4 and XCR0 when the BSP said so (tr_params.long_mode_fixups) and jumps to
+//   the long-mode entry the BSP chose (boot/long_mode_entry.S) at its real virtual address,
+//   with the host's root in %rdx and the phase stamps in R12 and R14 (boot/phases.rs). No
+//   stack is used in this page.
+// - Two segment registers are loaded, CS by the far jump and SS just before the page is left,
+//   both from a GDT whose descriptors are those of the library's own (boot/ap_entry.rs,
+//   unit-tested), so the library's GDT replaces this one without reloading anything. DS, ES,
+//   FS and GS keep the null selectors INIT left (SDM Vol. 3A Table 9-1), which 64-bit mode does
+//   not use (§3.4.4), and real-mode data is read through CS. SS is loaded although 64-bit mode
+//   ignores it too: TCG keys its translations by SS's size bit, and an AP whose SS still held
+//   INIT's 16-bit segment could not reuse the code the BSP (SS a 32-bit data segment) has
+//   translated. Every segment load is an instruction that TCG ends its translation block at
+//   and that an emulated ring 0 pays for.
 
 .set CR4_OSXSAVE_BIT, 18             // SDM Vol. 3A §2.5
 .set MSR_EFER,   0xC0000080             // SDM Vol. 4 Table 2-2
@@ -83,18 +92,16 @@ tr_start16:
     mov edi, eax
     mov ebp, edx
     cld
-    mov ax, cs
-    mov ds, ax
-    lgdt [TR_GDT_DESC]
-    mov eax, [TR_PARAMS + {P_CR4_BEFORE_PAGING}]
+    lgdt cs:[TR_GDT_DESC]
+    mov eax, cs:[TR_PARAMS + {P_CR4_BEFORE_PAGING}]
     mov cr4, eax
-    mov eax, [TR_PARAMS + {P_CR3_BEFORE_PAGING}]
+    mov eax, cs:[TR_PARAMS + {P_CR3_BEFORE_PAGING}]
     mov cr3, eax
     mov ecx, MSR_EFER
-    mov eax, [TR_PARAMS + {P_EFER}]
-    mov edx, [TR_PARAMS + {P_EFER} + 4]
+    mov eax, cs:[TR_PARAMS + {P_EFER}]
+    mov edx, cs:[TR_PARAMS + {P_EFER} + 4]
     wrmsr                               // LME (+ NXE, SCE as on the BSP)
-    mov eax, [TR_PARAMS + {P_CR0}]
+    mov eax, cs:[TR_PARAMS + {P_CR0}]
     mov cr0, eax                        // PE and PG: long mode active (compatibility mode)
     // ljmpl SEL_CODE64:P+tr_start64 (66 EA imm32 sel16)
     .byte 0x66, 0xEA
@@ -111,28 +118,27 @@ tr_start64:
     shl rax, 32                         // only the 32-bit views are read)
     mov r14d, edi
     or r14, rax                         // the real-mode stamp
-    mov ax, SEL_DATA
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
-    mov rax, [rip + tr_params + {P_CR4}]
-    cmp rax, [rip + tr_params + {P_CR4_BEFORE_PAGING}]
-    je 2f                               // each CR4 write costs (see the contract above)
-    mov cr4, rax                        // the bits that need long mode (PCIDE, CET)
-2:  bt eax, CR4_OSXSAVE_BIT
-    jnc 1f
-    xor ecx, ecx
-    mov eax, [rip + tr_params + {P_XCR0}]
-    mov edx, [rip + tr_params + {P_XCR0} + 4]
-    xsetbv
+    cmp dword ptr [rip + tr_params + {P_LONG_MODE_FIXUPS}], 0
+    jne 3f                              // one test for both: each branch ends a TCG block
 1:  fninit
     // Leave the page: the host's page tables need not map it executable, nor at all.
     mov rdx, [rip + tr_params + {P_HOST_CR3}]
     mov rax, [rip + tr_params + {P_LONG_MODE_ENTRY}]
-    jmp rax
+    mov cx, SEL_DATA
+    mov ss, cx                          // (TCG ends a block here and after the next one:
+    jmp rax                             // the jump, which ends one anyway)
+
+3:  mov rax, [rip + tr_params + {P_CR4}]
+    cmp rax, [rip + tr_params + {P_CR4_BEFORE_PAGING}]
+    je 2f                               // each CR4 write costs (see the contract above)
+    mov cr4, rax                        // the bits that need long mode (PCIDE, CET)
+2:  bt eax, CR4_OSXSAVE_BIT
+    jnc 1b
+    xor ecx, ecx
+    mov eax, [rip + tr_params + {P_XCR0}]
+    mov edx, [rip + tr_params + {P_XCR0} + 4]
+    xsetbv
+    jmp 1b
 
 .global ap_trampoline_end
 ap_trampoline_end:

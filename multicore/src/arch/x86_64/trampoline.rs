@@ -31,6 +31,18 @@ pub struct TrampolineParams {
     pub efer: u64,
     /// XCR0 to load when CR4.OSXSAVE is set.
     pub xcr0: u64,
+    /// Non-zero when 64-bit mode has work before it leaves the page: `cr4` differs from
+    /// `cr4_before_paging`, or CR4.OSXSAVE asks for XCR0 ([`TrampolineParams::fixups_needed`]).
+    /// One flag, so that the common case takes one branch.
+    pub long_mode_fixups: u32,
+}
+
+impl TrampolineParams {
+    /// The value of [`TrampolineParams::long_mode_fixups`] for these registers.
+    pub fn fixups_needed(cr4: u64, cr4_before_paging: u64) -> u32 {
+        let osxsave = x86_64::registers::control::Cr4Flags::OSXSAVE.bits();
+        u32::from(cr4 != cr4_before_paging || cr4 & osxsave != 0)
+    }
 }
 
 core::arch::global_asm!(
@@ -43,6 +55,7 @@ core::arch::global_asm!(
     P_CR4_BEFORE_PAGING = const offset_of!(TrampolineParams, cr4_before_paging),
     P_EFER = const offset_of!(TrampolineParams, efer),
     P_XCR0 = const offset_of!(TrampolineParams, xcr0),
+    P_LONG_MODE_FIXUPS = const offset_of!(TrampolineParams, long_mode_fixups),
     P_SIZE = const size_of::<TrampolineParams>(),
 );
 
@@ -149,6 +162,20 @@ mod tests {
         );
         assert_eq!(params_offset() % 8, 0);
         assert!(params_offset() + size_of::<TrampolineParams>() <= blob.len());
+    }
+
+    #[test]
+    fn long_mode_fixups_only_when_64_bit_mode_has_work() {
+        use x86_64::registers::control::Cr4Flags;
+        let pae = Cr4Flags::PHYSICAL_ADDRESS_EXTENSION.bits();
+        let pcide = Cr4Flags::PCID.bits();
+        let osxsave = Cr4Flags::OSXSAVE.bits();
+        assert_eq!(TrampolineParams::fixups_needed(pae, pae), 0);
+        assert_eq!(TrampolineParams::fixups_needed(pae | pcide, pae), 1);
+        assert_eq!(
+            TrampolineParams::fixups_needed(pae | osxsave, pae | osxsave),
+            1
+        );
     }
 
     #[test]

@@ -222,6 +222,7 @@ impl LocalApic {
     ///
     /// # Panics
     /// If the BSP has not called [`LocalApic::init_bsp`] (APs are only started after it).
+    #[inline(always)]
     pub fn init_ap() -> LocalApic {
         let apic = Self::current();
         apic.enable_hardware();
@@ -233,6 +234,7 @@ impl LocalApic {
     ///
     /// # Panics
     /// If the BSP has not called [`LocalApic::init_bsp`].
+    #[inline(always)]
     pub fn current() -> LocalApic {
         let mode = match BSP_MODE.load(Ordering::Acquire) {
             0 => panic!("LocalApic::current before init_bsp"),
@@ -253,6 +255,7 @@ impl LocalApic {
     /// Sets the global enable (and x2APIC) bits in IA32_APIC_BASE, then software-enables the
     /// APIC with spurious vector 0xFF (SDM Vol. 3A §11.9): an APIC left software-disabled by
     /// INIT would not accept fixed IPIs later.
+    #[inline(always)]
     fn enable_hardware(&self) {
         // SAFETY: the CPU has a local APIC (checked by init_bsp; APs are the same model), so
         // the MSR exists. Setting EN, then EXTD, is the documented xAPIC -> x2APIC transition
@@ -287,6 +290,7 @@ impl LocalApic {
     }
 
     /// Writes a 32-bit register.
+    #[inline]
     pub fn write(&self, reg: Register, value: u32) {
         match self.mode {
             // SAFETY: as in `read`; writing SVR/EOI/ESR/ICR has only the APIC effects asked for.
