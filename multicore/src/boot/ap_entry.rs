@@ -64,10 +64,9 @@ mod tests {
     #[test]
     fn trampoline_gdt_matches_the_libraries() {
         let blob = trampoline::image();
-        // The first relocated field is the GDT's base (offset in the blob before relocation).
-        let field = trampoline::relocations()[0] as usize;
-        let gdt = u32::from_le_bytes(blob[field..field + 4].try_into().unwrap()) as usize;
-        let limit = u16::from_le_bytes(blob[field - 2..field].try_into().unwrap());
+        let gdt = trampoline::gdt_offset();
+        let pointer = gdt + 8 * AP_GDT.entries().len();
+        let limit = u16::from_le_bytes(blob[pointer..pointer + 2].try_into().unwrap());
         assert_eq!(limit, AP_GDT.limit());
         for (i, entry) in AP_GDT.entries().iter().enumerate() {
             let at = gdt + 8 * i;

@@ -11,6 +11,7 @@ use super::phases::SentIpi;
 use super::policy::Strategy;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::LocalApic;
+use crate::arch::x86_64::hypervisor::Hypervisor;
 use crate::arch::x86_64::tsc::{self, Tsc};
 
 /// Sends the IPIs of one bring-up and judges its APs.
@@ -23,6 +24,9 @@ pub(super) struct Kicker<'a, H: Host> {
     pub(super) tsc: &'a Tsc,
     pub(super) delays: Delays,
     pub(super) vector: u8,
+    /// Whether a group starts with a pilot ([`Kicker::kick_pilot_first`]): where the CPUs
+    /// translate code (QEMU's TCG, [`Kicker::pilot_pays`]).
+    pub(super) pilot: bool,
 }
 
 impl<H: Host> Kicker<'_, H> {
@@ -68,12 +72,24 @@ impl<H: Host> Kicker<'_, H> {
 
     /// INIT, SIPI and, for CPUs that have not checked in, a second SIPI; one retry of the whole
     /// sequence for CPUs that show no sign of life; then failure for the rest. A group of more
-    /// than one CPU starts with a pilot ([`Kicker::kick_pilot_first`]); `pilot_started` says
-    /// that the caller has sent it its INIT and SIPI already ([`Kicker::pilot_ahead`]).
-    fn start_group(&self, group: &[&'static CpuData], verbose: bool, pilot_started: bool) {
+    /// than one CPU starts with a pilot where that pays ([`Kicker::kick_pilot_first`]);
+    /// `first_started` says that the caller has sent the first CPU its INIT and SIPI already
+    /// ([`Kicker::first_ipis_ahead`]).
+    fn start_group(&self, group: &[&'static CpuData], verbose: bool, first_started: bool) {
         for attempt in 0..2 {
-            if attempt == 0 && group.len() > 1 {
-                self.kick_pilot_first(group, pilot_started);
+            if attempt == 0 && group.len() > 1 && self.pilot {
+                self.kick_pilot_first(group, first_started);
+            } else if attempt == 0 && first_started {
+                // The first CPU's IPIs are out; the others' follow at once (no wait after INIT:
+                // `first_ipis_ahead`).
+                let rest = &group[1..];
+                self.send_to(rest, Icr::init(), SentIpi::Init, CpuState::NotStarted);
+                self.send_to(
+                    rest,
+                    Icr::startup(self.vector),
+                    SentIpi::Sipi,
+                    CpuState::NotStarted,
+                );
             } else {
                 self.send_to(group, Icr::init(), SentIpi::Init, CpuState::NotStarted);
                 self.tsc.delay_us(self.delays.after_init_us);
@@ -148,9 +164,9 @@ impl<H: Host> Kicker<'_, H> {
     /// the host has descheduled spin for milliseconds (a host profile of a 64-vCPU bring-up on
     /// 2 host cores, QEMU 7.2: three quarters of the APs' host time in `page_lock`, under
     /// `tb_link_page`). With a pilot the others find the code ready. Its cost is what the pilot
-    /// takes beyond the other INITs, which run meanwhile: under KVM, where nothing is
-    /// translated, one AP's path before the others start (about 1.4 ms on the build machine's
-    /// KVM, which emulates guest ring 0).
+    /// takes beyond the other INITs, which run meanwhile; where nothing is translated it would
+    /// be all cost, one AP's path before the others start, so only TCG has a pilot
+    /// ([`Kicker::pilot_pays`]).
     fn kick_pilot_first(&self, group: &[&'static CpuData], pilot_started: bool) {
         let (pilot, others) = group.split_at(1);
         let startup = Icr::startup(self.vector);
@@ -169,9 +185,9 @@ impl<H: Host> Kicker<'_, H> {
         self.send_to(others, startup, SentIpi::Sipi, not_started);
     }
 
-    /// INIT and SIPI to the pilot, back to back, as the bring-up's first IPIs: straight-line
-    /// code without `send_to`'s checks, which cannot fail here (nothing has touched the pilot
-    /// yet). Its cost is latency before the first AP runs: under TCG every call and branch on
+    /// INIT and SIPI to the first AP (the pilot of a larger group), back to back, as the
+    /// bring-up's first IPIs: straight-line code without `send_to`'s checks, which cannot fail
+    /// here (nothing has touched the AP yet). Its cost is latency before the first AP runs: under TCG every call and branch on
     /// this cold path ends a translation block the BSP translates first.
     #[inline(always)]
     fn start_pilot(&self, pilot: &'static CpuData) {
@@ -189,17 +205,26 @@ impl<H: Host> Kicker<'_, H> {
         }
     }
 
-    /// Whether a parallel start of `aps` has a pilot whose INIT and SIPI go out back to back
-    /// ([`Kicker::kick_pilot_first`]), and if so sends them: as the first thing the bring-up
-    /// does after its clock starts, before the larger code of [`Kicker::start_group`] runs
-    /// for the first time.
+    /// Whether a parallel start of `aps` sends its first CPU (the pilot of
+    /// [`Kicker::kick_pilot_first`], or the only AP) INIT and SIPI back to back, and if so
+    /// sends them: as the first thing the bring-up does after its clock starts, before the
+    /// larger code of [`Kicker::start_group`] runs for the first time.
     #[inline(always)]
-    fn pilot_ahead(&self, aps: &[&'static CpuData]) -> bool {
-        let ahead = aps.len() > 1 && self.delays.after_init_us == 0;
+    fn first_ipis_ahead(&self, aps: &[&'static CpuData]) -> bool {
+        let ahead = !aps.is_empty() && self.delays.after_init_us == 0;
         if ahead {
             self.start_pilot(aps[0]);
         }
         ahead
+    }
+
+    /// Whether starting a pilot AP ahead of the others pays: only where the CPUs translate
+    /// code before they run it, which QEMU's TCG does and says in its CPUID signature. Under
+    /// KVM and on bare metal the first AP's cold caches are its own, and the pilot's wait
+    /// (its whole path, about 1 ms on the build machine's KVM, which emulates guest ring 0;
+    /// tens of microseconds on a real host) would only delay the others.
+    pub(super) fn pilot_pays() -> bool {
+        Hypervisor::detect() == Hypervisor::Tcg
     }
 
     /// Waits for every started CPU of `group` to be marked online.
@@ -241,8 +266,8 @@ impl<H: Host> Kicker<'_, H> {
                 }
             }
             Strategy::Parallel => {
-                let pilot_started = self.pilot_ahead(aps);
-                self.start_group(aps, false, pilot_started);
+                let first_started = self.first_ipis_ahead(aps);
+                self.start_group(aps, false, first_started);
                 self.wait_online(aps);
             }
         }

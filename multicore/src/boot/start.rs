@@ -135,6 +135,7 @@ pub fn start_aps<H: Host>(
         tsc,
         delays: Delays::of(plan.config.delays),
         vector: (pages.trampoline >> 12) as u8,
+        pilot: Kicker::<H>::pilot_pays(),
     };
     if plan.config.strategy == Strategy::Parallel {
         // Before the clock starts: a console line costs more than an AP's start under TCG.

@@ -3,6 +3,7 @@
 pub mod apic;
 pub mod cpu_state;
 pub mod gdt;
+pub mod hypervisor;
 pub mod idt;
 pub mod irq;
 pub mod msr;

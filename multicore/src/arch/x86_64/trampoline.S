@@ -55,36 +55,18 @@ ap_trampoline_relocs_start:
 .popsection
 
 .section .text.ap_trampoline, "ax"
+
+// Offsets inside the blob of the data after the code (the Intel-syntax memory operands below
+// take one symbol).
+.set TR_GDT_DESC, tr_gdt_desc - ap_trampoline_start
+.set TR_PARAMS, tr_params - ap_trampoline_start
+
 .balign 16
 .global ap_trampoline_start
 ap_trampoline_start:
 .code16
-    cli
-    jmp tr_start16                      // the SIPI enters at offset 0; data comes first so that
-                                        // its offsets are known constants for the code below
-.balign 16
-tr_gdt:
-    .quad 0
-    // Accessed bits preset (type 0xB, 0x3): a segment load would otherwise write them into
-    // this page, and under TCG a write to a page of code throws its translations away while
-    // other APs are running them (SDM Vol. 3A §3.4.5.1).
-    .quad 0x00AF9B000000FFFF            // 0x08: 64-bit code (SDM Vol. 3A §3.4.5)
-    .quad 0x00CF93000000FFFF            // 0x10: data
-tr_gdt_desc:
-    .word tr_gdt_desc - tr_gdt - 1
-    TR_RELOC32 tr_gdt
-
-.balign 8
-.global ap_trampoline_params
-ap_trampoline_params:
-tr_params:
-    .space {P_SIZE}
-
-// Offsets inside the blob (the Intel-syntax memory operands below take one symbol).
-.set TR_GDT_DESC, tr_gdt_desc - ap_trampoline_start
-.set TR_PARAMS, tr_params - ap_trampoline_start
-
-tr_start16:
+    cli                                 // the SIPI enters at offset 0; the data follows
+                                        // the code
     // Phase stamps (boot/phases.rs): no memory of this AP's own is known here, so the stamps
     // travel in registers nothing below uses: real mode in EBP:EDI, gathered into R14 in
     // 64-bit mode, which adds its own in R12.
@@ -139,6 +121,26 @@ tr_start64:
     mov edx, [rip + tr_params + {P_XCR0} + 4]
     xsetbv
     jmp 1b
+
+.balign 16
+.global ap_trampoline_gdt
+ap_trampoline_gdt:
+tr_gdt:
+    .quad 0
+    // Accessed bits preset (type 0xB, 0x3): a segment load would otherwise write them into
+    // this page, and under TCG a write to a page of code throws its translations away while
+    // other APs are running them (SDM Vol. 3A §3.4.5.1).
+    .quad 0x00AF9B000000FFFF            // 0x08: 64-bit code (SDM Vol. 3A §3.4.5)
+    .quad 0x00CF93000000FFFF            // 0x10: data
+tr_gdt_desc:
+    .word tr_gdt_desc - tr_gdt - 1
+    TR_RELOC32 tr_gdt
+
+.balign 8
+.global ap_trampoline_params
+ap_trampoline_params:
+tr_params:
+    .space {P_SIZE}
 
 .global ap_trampoline_end
 ap_trampoline_end:

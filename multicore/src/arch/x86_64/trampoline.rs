@@ -63,6 +63,7 @@ extern "C" {
     static ap_trampoline_start: u8;
     static ap_trampoline_end: u8;
     static ap_trampoline_params: u8;
+    static ap_trampoline_gdt: u8;
     static ap_trampoline_relocs_start: u32;
     static ap_trampoline_relocs_end: u32;
 }
@@ -84,6 +85,12 @@ pub fn image() -> &'static [u8] {
 /// Offset of [`TrampolineParams`] inside the blob.
 pub fn params_offset() -> usize {
     (&raw const ap_trampoline_params) as usize - (&raw const ap_trampoline_start) as usize
+}
+
+/// Offset of the trampoline's GDT inside the blob (three descriptors: null, 0x08 64-bit code,
+/// 0x10 data), followed by its 6-byte descriptor-table pointer.
+pub fn gdt_offset() -> usize {
+    (&raw const ap_trampoline_gdt) as usize - (&raw const ap_trampoline_start) as usize
 }
 
 /// Offsets in the blob of the 32-bit fields that need the page's physical base added.
@@ -200,16 +207,19 @@ mod tests {
                 "unrelocated value {value:#x} at {r:#x}"
             );
         }
-        // First the GDT base (pointing at the null descriptor), then the far jump, whose
-        // selector follows its offset: 0x08, the 64-bit code descriptor (L set, D clear).
+        // First the far jump, whose selector follows its offset: 0x08, the 64-bit code
+        // descriptor (L set, D clear); then the GDT base, in the descriptor-table pointer that
+        // follows the GDT, pointing at its null descriptor.
         let at = |r: u32| {
             u32::from_le_bytes(blob[r as usize..r as usize + 4].try_into().unwrap()) as usize
         };
-        assert_eq!(&blob[at(relocs[0])..at(relocs[0]) + 8], &[0u8; 8]);
         let sel =
             |r: u32| u16::from_le_bytes(blob[r as usize + 4..r as usize + 6].try_into().unwrap());
-        assert_eq!(sel(relocs[1]), 0x08);
-        let gdt = at(relocs[0]);
+        assert_eq!(sel(relocs[0]), 0x08);
+        let gdt = gdt_offset();
+        assert_eq!(relocs[1] as usize, gdt + 3 * 8 + 2);
+        assert_eq!(at(relocs[1]), gdt);
+        assert_eq!(&blob[gdt..gdt + 8], &[0u8; 8]);
         let code = u64::from_le_bytes(blob[gdt + 8..gdt + 16].try_into().unwrap());
         assert_eq!(code >> 53 & 0b11, 0b01, "L = 1, D = 0: 64-bit code");
     }

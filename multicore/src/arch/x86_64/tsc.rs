@@ -168,11 +168,9 @@ struct PvClockTimeInfo {
 
 /// Whether KVM's signature and KVM_FEATURE_CLOCKSOURCE2 (leaf 0x4000_0001 EAX bit 3) are there.
 fn has_kvmclock() -> bool {
-    let sig = raw_cpuid::cpuid!(0x4000_0000);
-    let kvm = sig.ebx == u32::from_le_bytes(*b"KVMK")
-        && sig.ecx == u32::from_le_bytes(*b"VMKV")
-        && sig.edx == u32::from_le_bytes(*b"M\0\0\0");
-    kvm && sig.eax >= 0x4000_0001 && raw_cpuid::cpuid!(0x4000_0001).eax & (1 << 3) != 0
+    super::hypervisor::Hypervisor::detect() == super::hypervisor::Hypervisor::Kvm
+        && raw_cpuid::cpuid!(0x4000_0000).eax >= 0x4000_0001
+        && raw_cpuid::cpuid!(0x4000_0001).eax & (1 << 3) != 0
 }
 
 /// Asks KVM for its scale: ns = (ticks << shift) * mul / 2^32 (shift may be negative), so
