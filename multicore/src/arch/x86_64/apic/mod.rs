@@ -268,7 +268,11 @@ impl LocalApic {
                 ApicMode::XApic { .. } => base | APIC_BASE_ENABLE,
             };
             if want != base {
-                msr.write(base | APIC_BASE_ENABLE);
+                // From disabled, xAPIC first (disabled -> x2APIC is not a valid transition); an
+                // enabled xAPIC goes to x2APIC in one write, one MSR write (a VM exit) fewer.
+                if base & APIC_BASE_ENABLE == 0 {
+                    msr.write(base | APIC_BASE_ENABLE);
+                }
                 msr.write(want);
             }
         }
