@@ -14,6 +14,14 @@ use crate::arch::x86_64::apic::LocalApic;
 use crate::arch::x86_64::hypervisor::Hypervisor;
 use crate::arch::x86_64::tsc::{self, Tsc};
 
+/// How long the others wait for a pilot that has shown life (reached the long-mode entry) to
+/// come online ([`Kicker::kick_pilot_first`]). Its cold path under TCG took up to a few
+/// milliseconds at 64-128 vCPUs on 2 host cores; cut short (at the second-SIPI wait, 1 ms)
+/// the others ran into code still being translated and the bring-up took several times as
+/// long under QEMU 10 (`bench --compare`, 32 and 64 CPUs). A pilot that never shows life
+/// holds the others up for the second-SIPI wait only.
+const PILOT_ONLINE_US: u64 = 10_000;
+
 /// Sends the IPIs of one bring-up and judges its APs.
 pub(super) struct Kicker<'a, H: Host> {
     pub(super) host: &'a H,
@@ -154,8 +162,9 @@ impl<H: Host> Kicker<'_, H> {
 
     /// INIT and SIPI to every CPU of `group`, the first one (the pilot) ahead of the others:
     /// its SIPI goes out as early as the delays allow (before the other INITs when there is no
-    /// wait after INIT), and the others' SIPIs only once it is online, or after
-    /// `second_sipi_after_us` without it.
+    /// wait after INIT), and the others' SIPIs only once it is online: after
+    /// `second_sipi_after_us` if it shows no sign of life by then, else after at most
+    /// [`PILOT_ONLINE_US`].
     ///
     /// Why: every AP runs the same code, and the first AP to run a stretch of it pays what is
     /// paid once for all (TCG translates it; on any CPU the caches fill). Started together, the
@@ -181,7 +190,13 @@ impl<H: Host> Kicker<'_, H> {
             self.tsc.delay_us(self.delays.after_init_us);
             self.send_to(pilot, startup, SentIpi::Sipi, not_started);
         }
-        self.wait_all(pilot, CpuState::Online, self.delays.second_sipi_after_us);
+        if self.wait_all(
+            pilot,
+            CpuState::InLongMode,
+            self.delays.second_sipi_after_us,
+        ) {
+            self.wait_all(pilot, CpuState::Online, PILOT_ONLINE_US);
+        }
         self.send_to(others, startup, SentIpi::Sipi, not_started);
     }
 
