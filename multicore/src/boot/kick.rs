@@ -1,6 +1,6 @@
-//! Step 6 of the bring-up: INIT, SIPI and a second SIPI to a group of APs (one of them, the
-//! pilot, ahead of the others), the waits between them, one retry for APs that show no sign of
-//! life, and failure (INIT, printed) for the rest.
+//! Step 6 of the bring-up: INIT, SIPI and a second SIPI to a group of APs (the first one's
+//! ahead of the others; under TCG it is a pilot the others wait for), the waits between them,
+//! one retry for APs that show no sign of life, and failure (INIT, printed) for the rest.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 

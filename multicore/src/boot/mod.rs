@@ -20,8 +20,9 @@
 //! 5. **Publish**: the APs' APIC IDs, their `CpuData` and the Rust entry in the one table the
 //!    long-mode entry reads (`long_mode_entry.rs` `ApBootTable::publish`).
 //! 6. **Kick and wait**: INIT, SIPI, a second SIPI for CPUs not yet seen, one retry, then
-//!    failure, for all APs at once (a pilot AP first, the others once it is online) or one at a
-//!    time (`kick.rs` `Kicker`), then the wait until each is online.
+//!    failure, for all APs at once (the first AP's IPIs first; under TCG it is a pilot, the
+//!    others' SIPIs wait until it is online) or one at a time (`kick.rs` `Kicker`), then the
+//!    wait until each is online.
 //! 7. **Give back**: the borrowed pages restored as they were (`BorrowedLowPages::give_back`).
 //!
 //! On each AP, after the SIPI:

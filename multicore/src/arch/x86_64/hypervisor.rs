@@ -1,4 +1,4 @@
-//! Which hypervisor the CPU runs under, from its CPUID signature: CPUID.1:ECX[31] says there is
+//! Which hypervisor the CPU runs under, from its CPUID signature: CPUID.1:ECX bit 31 says there is
 //! one, and leaf 0x4000_0000 gives its 12-byte signature in EBX, ECX, EDX (SDM Vol. 2A CPUID:
 //! no processor answers leaves 0x4000_0000-0x4FFF_FFFF itself, which leaves them to
 //! hypervisors).
