@@ -29,8 +29,9 @@ static AP_GDT: GlobalDescriptorTable = {
 /// branch ends a translation block that the first AP translates while the others wait on it.
 pub(crate) extern "C" fn ap_rust_entry(cpu: &'static CpuData) -> ! {
     cpu.stamps.stamp_rust(crate::arch::x86_64::tsc::now());
-    // The long-mode entry loaded AP_GDT (ap_boot_table.gdt, `gdt_pointer`). This AP is the library's alone (the host knows nothing of it): its GS base points at its
-    // identity block before any other library code runs here.
+    // The long-mode entry loaded AP_GDT (ap_boot_table.gdt, `gdt_pointer`). This AP is the
+    // library's alone (the host knows nothing of it): its GS base points at its identity block
+    // before any other library code runs here.
     crate::cpu_local::install_on_ap(cpu.cpu_local_block);
     LocalApic::init_ap();
     cpu.mark_arrived();

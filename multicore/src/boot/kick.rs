@@ -87,22 +87,14 @@ impl<H: Host> Kicker<'_, H> {
         for attempt in 0..2 {
             if attempt == 0 && group.len() > 1 && self.pilot {
                 self.kick_pilot_first(group, first_started);
-            } else if attempt == 0 && first_started {
-                // The first CPU's IPIs are out; the others' follow at once (no wait after INIT:
-                // `first_ipis_ahead`).
-                let rest = &group[1..];
-                self.send_to(rest, Icr::init(), SentIpi::Init, CpuState::NotStarted);
-                self.send_to(
-                    rest,
-                    Icr::startup(self.vector),
-                    SentIpi::Sipi,
-                    CpuState::NotStarted,
-                );
             } else {
-                self.send_to(group, Icr::init(), SentIpi::Init, CpuState::NotStarted);
+                // On the first attempt the first CPU's IPIs may be out already.
+                let skip = usize::from(attempt == 0 && first_started);
+                let group_left = &group[skip..];
+                self.send_to(group_left, Icr::init(), SentIpi::Init, CpuState::NotStarted);
                 self.tsc.delay_us(self.delays.after_init_us);
                 self.send_to(
-                    group,
+                    group_left,
                     Icr::startup(self.vector),
                     SentIpi::Sipi,
                     CpuState::NotStarted,
@@ -202,8 +194,9 @@ impl<H: Host> Kicker<'_, H> {
 
     /// INIT and SIPI to the first AP (the pilot of a larger group), back to back, as the
     /// bring-up's first IPIs: straight-line code without `send_to`'s checks, which cannot fail
-    /// here (nothing has touched the AP yet). Its cost is latency before the first AP runs: under TCG every call and branch on
-    /// this cold path ends a translation block the BSP translates first.
+    /// here (nothing has touched the AP yet). Its cost is latency before the first AP runs:
+    /// under TCG every call and branch on this cold path ends a translation block the BSP
+    /// translates first.
     #[inline(always)]
     fn start_pilot(&self, pilot: &'static CpuData) {
         pilot.stamps.stamp_sent(SentIpi::Init, tsc::now());
@@ -236,8 +229,8 @@ impl<H: Host> Kicker<'_, H> {
     /// Whether starting a pilot AP ahead of the others pays: only where the CPUs translate
     /// code before they run it, which QEMU's TCG does and says in its CPUID signature. Under
     /// KVM and on bare metal the first AP's cold caches are its own, and the pilot's wait
-    /// (its whole path, about 1 ms on the build machine's KVM, which emulates guest ring 0;
-    /// tens of microseconds on a real host) would only delay the others.
+    /// (its whole path: about 1 ms on the build machine's KVM, which emulates guest ring 0)
+    /// would only delay the others.
     pub(super) fn pilot_pays() -> bool {
         Hypervisor::detect() == Hypervisor::Tcg
     }

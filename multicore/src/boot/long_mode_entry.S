@@ -10,8 +10,8 @@
 // its APIC ID with CPUID, finds its slot in ap_boot_table (a static of this library,
 // long_mode_entry.rs), loads the library's GDT, stores the phase stamps into its CpuData
 // (boot/phases.rs), marks the slot IN_LONG_MODE, switches to the slot's stack and calls
-// entry(cpu_data). Each branch taken
-// here ends a TCG translation block, so the common path has as few as it can.
+// entry(cpu_data). Each branch taken here ends a TCG translation block, so the common path has
+// as few as it can.
 // An AP whose APIC ID is not in the table counts itself in ap_boot_table.stray and halts here
 // with interrupts off: it never runs Rust code or touches another CPU's stack, and it does not
 // stay in the trampoline page, which can be given back.

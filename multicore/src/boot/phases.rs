@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `real` | first instruction after the SIPI (trampoline.S, real mode) | EBP:EDI, then R14 |
 //! | `long` | first instruction of 64-bit mode, still in the trampoline page | R12 |
-//! | `entry` | long_mode_entry.S, right after it loaded the host's page tables | R13 |
+//! | `entry` | long_mode_entry.S, once the host's page tables are loaded (by it, or already) | R13 |
 //! | `rust` | first line of `ap_rust_entry` | — |
 //! | `arrived` | `CpuData::mark_arrived` (the bring-up's "in Rust" mark) | — |
 //! | `online` | `CpuData::mark_online` (the host's entry says so; `rt::join` once the CPU waits for the runtime) | — |
