@@ -20,6 +20,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use multicore::arch::x86_64::apic::icr::Icr;
 use multicore::arch::x86_64::apic::LocalApic;
+use multicore::arch::x86_64::spin_wait::SpinWait;
 use multicore::arch::x86_64::tsc::{self, Tsc};
 use multicore::boot::delays::Delays;
 use multicore::boot::{live_pages, BringupError, DelayPolicy, Host};
@@ -116,10 +117,12 @@ impl FloorProbe {
             }
             Ok::<(), BringupError>(())
         };
+        // The bring-up's own poll (boot/kick.rs), so that both wait alike.
+        let spin = SpinWait::detect();
         let wait = |us: u64| {
             let deadline = tsc.deadline_us(us);
             while counter.load(Ordering::Acquire) < n && !tsc.passed(deadline) {
-                core::hint::spin_loop();
+                spin.relax();
             }
         };
         let first_init = tsc::now();

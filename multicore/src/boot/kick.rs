@@ -12,6 +12,7 @@ use super::policy::Strategy;
 use crate::arch::x86_64::apic::icr::Icr;
 use crate::arch::x86_64::apic::LocalApic;
 use crate::arch::x86_64::hypervisor::Hypervisor;
+use crate::arch::x86_64::spin_wait::SpinWait;
 use crate::arch::x86_64::tsc::{self, Tsc};
 
 /// How long the others wait for a pilot that has shown life (reached the long-mode entry) to
@@ -35,6 +36,9 @@ pub(super) struct Kicker<'a, H: Host> {
     /// Whether a group starts with a pilot ([`Kicker::kick_pilot_first`]): where the CPUs
     /// translate code (QEMU's TCG, [`Kicker::pilot_pays`]).
     pub(super) pilot: bool,
+    /// How the BSP polls for the APs (without PAUSE under TCG, where it costs the lock the
+    /// waking APs need).
+    pub(super) spin: SpinWait,
 }
 
 impl<H: Host> Kicker<'_, H> {
@@ -74,7 +78,7 @@ impl<H: Host> Kicker<'_, H> {
             } else if self.tsc.passed(deadline) {
                 return false;
             }
-            core::hint::spin_loop();
+            self.spin.relax();
         }
     }
 
@@ -231,8 +235,8 @@ impl<H: Host> Kicker<'_, H> {
     /// KVM and on bare metal the first AP's cold caches are its own, and the pilot's wait
     /// (its whole path: about 1 ms on the build machine's KVM, which emulates guest ring 0)
     /// would only delay the others.
-    pub(super) fn pilot_pays() -> bool {
-        Hypervisor::detect() == Hypervisor::Tcg
+    pub(super) fn pilot_pays(hypervisor: Hypervisor) -> bool {
+        hypervisor == Hypervisor::Tcg
     }
 
     /// Waits for every started CPU of `group` to be marked online.

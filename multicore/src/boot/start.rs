@@ -20,6 +20,8 @@ use super::policy::{StartConfig, Strategy};
 use super::trampoline_page;
 use crate::arch::x86_64::apic::LocalApic;
 use crate::arch::x86_64::cpu_state::ApControlState;
+use crate::arch::x86_64::hypervisor::Hypervisor;
+use crate::arch::x86_64::spin_wait::SpinWait;
 use crate::arch::x86_64::trampoline::PAGE_SIZE;
 use crate::arch::x86_64::tsc::{self, Tsc};
 use crate::cpu_local::CpuLocal;
@@ -128,6 +130,7 @@ pub fn start_aps<H: Host>(
     };
     host.print(format_args!("Page table set: {:#x}\n", control.cr3));
     // 6. Kick and wait.
+    let hypervisor = Hypervisor::detect();
     let kicker = Kicker {
         host,
         failed: table.failed,
@@ -135,7 +138,8 @@ pub fn start_aps<H: Host>(
         tsc,
         delays: Delays::of(plan.config.delays),
         vector: (pages.trampoline >> 12) as u8,
-        pilot: Kicker::<H>::pilot_pays(),
+        pilot: Kicker::<H>::pilot_pays(hypervisor),
+        spin: SpinWait::for_hypervisor(hypervisor),
     };
     if plan.config.strategy == Strategy::Parallel {
         // Before the clock starts: a console line costs more than an AP's start under TCG.

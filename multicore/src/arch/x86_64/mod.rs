@@ -11,6 +11,7 @@ pub mod page_walk;
 pub mod pic;
 pub mod pit;
 pub mod probe;
+pub mod spin_wait;
 pub mod trampoline;
 pub mod transition_tables;
 pub mod tsc;
