@@ -130,6 +130,8 @@ pub fn start_aps<H: Host>(
     };
     host.print(format_args!("Page table set: {:#x}\n", control.cr3));
     // 6. Kick and wait.
+    // What an AP joining the runtime (`rt::join`) loads while it waits, built here once.
+    let _ = crate::rt::waiting_idt();
     let hypervisor = Hypervisor::detect();
     let kicker = Kicker {
         host,

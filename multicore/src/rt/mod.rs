@@ -259,6 +259,14 @@ enum Tables {
 /// (`spin::Once`, not the loom-checkable `sync::Once`: loom types cannot live in statics.)
 static WAITING_IDT: spin::Once<Idt> = spin::Once::new();
 
+/// The waiting IDT, built on first use. The bring-up calls it on the BSP before the first AP
+/// starts (boot/start.rs), so that an AP only loads the table: under TCG the first AP's path
+/// into the runtime is translated while the others wait for it (boot/kick.rs), and building
+/// the table's 256 gates is a stretch of code only the first caller runs.
+pub(crate) fn waiting_idt() -> &'static Idt {
+    WAITING_IDT.call_once(|| Idt::new(gdt::KERNEL_CS.0, &[]))
+}
+
 /// Halts (interrupts on, nothing else to serve) until the BSP publishes the runtime and sends
 /// the wake-up IPI, instead of spinning: with many vCPUs on few host cores, spinning APs would
 /// take the host time the BSP needs to get there. The CPU is marked online just before it
@@ -269,9 +277,7 @@ fn wait_for_runtime(data: &'static CpuData, needs_idt: bool) -> &'static Runtime
         return rt;
     }
     if needs_idt {
-        WAITING_IDT
-            .call_once(|| Idt::new(gdt::KERNEL_CS.0, &[]))
-            .load();
+        waiting_idt().load();
     }
     mark_online_once(data);
     loop {
