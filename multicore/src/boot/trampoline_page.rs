@@ -12,7 +12,7 @@ use super::long_mode_entry;
 use super::low_pages::BorrowedLowPages;
 use crate::arch::x86_64::cpu_state::ApControlState;
 use crate::arch::x86_64::page_walk;
-use crate::arch::x86_64::trampoline::{self, TrampolineParams, PAGE_SIZE};
+use crate::arch::x86_64::trampoline::{self, LongModeWork, TrampolineParams, PAGE_SIZE};
 use crate::arch::x86_64::transition_tables::TransitionTables;
 use crate::phys::PhysRead;
 
@@ -42,6 +42,10 @@ pub(super) fn install<H: Host>(
         pages.trampoline as u32,
     )
     .map_err(BringupError::Relocation)?;
+    trampoline::patch_long_mode_work(
+        page_bytes,
+        LongModeWork::needed(control.cr4, control.cr4_before_paging),
+    );
     host.print(format_args!("Relocations applied\n"));
 
     let transition_cr3 = build_transition_tables(host, pages)?;
@@ -79,7 +83,6 @@ pub(super) fn install<H: Host>(
         cr4_before_paging: control.cr4_before_paging,
         efer: control.efer,
         xcr0: control.xcr0,
-        long_mode_fixups: TrampolineParams::fixups_needed(control.cr4, control.cr4_before_paging),
     };
     let params_ptr =
         page_bytes[trampoline::params_offset()..].as_mut_ptr() as *mut TrampolineParams;

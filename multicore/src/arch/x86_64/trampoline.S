@@ -20,7 +20,8 @@
 //   follows loads the 64-bit code segment. Each stage left out is a mode switch fewer: under
 //   TCG each one throws away the vCPU's TLB, under KVM control-register writes exit. In 64-bit
 //   mode (still in this page, identity-mapped by either set of tables) it loads the rest of
-//   the BSP's CR4 and XCR0 when the BSP said so (tr_params.long_mode_fixups) and jumps to
+//   the BSP's CR4 and XCR0 where the BSP left those loads in (it writes NOPs over the ones
+//   it does not need: patch_long_mode_work in trampoline.rs) and jumps to
 //   the long-mode entry the BSP chose (boot/long_mode_entry.S) at its real virtual address,
 //   with the host's root in %rdx and the phase stamps in R12 and R14 (boot/phases.rs). No
 //   stack is used in this page.
@@ -34,7 +35,6 @@
 //   translated. Every segment load is an instruction that TCG ends its translation block at
 //   and that an emulated ring 0 pays for.
 
-.set CR4_OSXSAVE_BIT, 18             // SDM Vol. 3A §2.5
 .set MSR_EFER,   0xC0000080             // SDM Vol. 4 Table 2-2
 .set SEL_CODE64, 0x08                   // tr_gdt below
 .set SEL_DATA,   0x10
@@ -100,27 +100,28 @@ tr_start64:
     shl rax, 32                         // only the 32-bit views are read)
     mov r14d, edi
     or r14, rax                         // the real-mode stamp
-    cmp dword ptr [rip + tr_params + {P_LONG_MODE_FIXUPS}], 0
-    jne 3f                              // one test for both: each branch ends a TCG block
-1:  fninit
+    // 64-bit mode's own work before the page is left: the rest of the BSP's CR4 (bits that
+    // need long mode: PCIDE, CET) and XCR0 (when CR4.OSXSAVE is set). Each is one instruction
+    // that the BSP overwrites with a NOP of the same length where it has nothing to do
+    // (trampoline.rs, patch_long_mode_work): a test and branch per choice would end a TCG
+    // block each, on the path every AP runs.
+    mov rax, [rip + tr_params + {P_CR4}]
+.global ap_trampoline_cr4_write
+ap_trampoline_cr4_write:
+    mov cr4, rax
+    xor ecx, ecx
+    mov eax, [rip + tr_params + {P_XCR0}]
+    mov edx, [rip + tr_params + {P_XCR0} + 4]
+.global ap_trampoline_xsetbv
+ap_trampoline_xsetbv:
+    xsetbv
+    fninit
     // Leave the page: the host's page tables need not map it executable, nor at all.
     mov rdx, [rip + tr_params + {P_HOST_CR3}]
     mov rax, [rip + tr_params + {P_LONG_MODE_ENTRY}]
     mov cx, SEL_DATA
     mov ss, cx                          // (TCG ends a block here and after the next one:
     jmp rax                             // the jump, which ends one anyway)
-
-3:  mov rax, [rip + tr_params + {P_CR4}]
-    cmp rax, [rip + tr_params + {P_CR4_BEFORE_PAGING}]
-    je 2f                               // each CR4 write costs (see the contract above)
-    mov cr4, rax                        // the bits that need long mode (PCIDE, CET)
-2:  bt eax, CR4_OSXSAVE_BIT
-    jnc 1b
-    xor ecx, ecx
-    mov eax, [rip + tr_params + {P_XCR0}]
-    mov edx, [rip + tr_params + {P_XCR0} + 4]
-    xsetbv
-    jmp 1b
 
 .balign 16
 .global ap_trampoline_gdt

@@ -31,17 +31,50 @@ pub struct TrampolineParams {
     pub efer: u64,
     /// XCR0 to load when CR4.OSXSAVE is set.
     pub xcr0: u64,
-    /// Non-zero when 64-bit mode has work before it leaves the page: `cr4` differs from
-    /// `cr4_before_paging`, or CR4.OSXSAVE asks for XCR0 ([`TrampolineParams::fixups_needed`]).
-    /// One flag, so that the common case takes one branch.
-    pub long_mode_fixups: u32,
 }
 
-impl TrampolineParams {
-    /// The value of [`TrampolineParams::long_mode_fixups`] for these registers.
-    pub fn fixups_needed(cr4: u64, cr4_before_paging: u64) -> u32 {
+/// Which of the trampoline's two 64-bit-mode loads the APs run; the BSP writes a NOP over the
+/// others ([`patch_long_mode_work`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LongModeWork {
+    /// `mov cr4`: `cr4` has bits that `cr4_before_paging` leaves out.
+    pub cr4_write: bool,
+    /// `xsetbv`: CR4.OSXSAVE is set, so XCR0 is the BSP's to copy (SDM Vol. 1 §13.3).
+    pub xsetbv: bool,
+}
+
+impl LongModeWork {
+    /// The loads an AP needs to end up with `cr4`, given the `cr4_before_paging` it loaded in
+    /// real mode.
+    pub fn needed(cr4: u64, cr4_before_paging: u64) -> LongModeWork {
         let osxsave = x86_64::registers::control::Cr4Flags::OSXSAVE.bits();
-        u32::from(cr4 != cr4_before_paging || cr4 & osxsave != 0)
+        LongModeWork {
+            cr4_write: cr4 != cr4_before_paging,
+            xsetbv: cr4 & osxsave != 0,
+        }
+    }
+}
+
+/// A 3-byte NOP (`nop dword ptr [rax]`, SDM Vol. 2B NOP), the length of both patched loads.
+const NOP3: [u8; 3] = [0x0F, 0x1F, 0x00];
+/// `mov cr4, rax` (SDM Vol. 2B MOV—Move to/from Control Registers: 0F 22 /r).
+const MOV_CR4_RAX: [u8; 3] = [0x0F, 0x22, 0xE0];
+/// `xsetbv` (SDM Vol. 2D XSETBV: 0F 01 D1).
+const XSETBV: [u8; 3] = [0x0F, 0x01, 0xD1];
+
+/// Writes a NOP over each 64-bit-mode load of the (copied) trampoline `blob` that `work` does
+/// not need. A branch around each would end a TCG translation block on every AP's path; the
+/// patch is done once, on the BSP.
+pub fn patch_long_mode_work(blob: &mut [u8], work: LongModeWork) {
+    for (offset, keep, bytes) in [
+        (cr4_write_offset(), work.cr4_write, MOV_CR4_RAX),
+        (xsetbv_offset(), work.xsetbv, XSETBV),
+    ] {
+        let site = &mut blob[offset..offset + 3];
+        assert_eq!(site, &bytes, "a patch site of trampoline.S");
+        if !keep {
+            site.copy_from_slice(&NOP3);
+        }
     }
 }
 
@@ -55,7 +88,6 @@ core::arch::global_asm!(
     P_CR4_BEFORE_PAGING = const offset_of!(TrampolineParams, cr4_before_paging),
     P_EFER = const offset_of!(TrampolineParams, efer),
     P_XCR0 = const offset_of!(TrampolineParams, xcr0),
-    P_LONG_MODE_FIXUPS = const offset_of!(TrampolineParams, long_mode_fixups),
     P_SIZE = const size_of::<TrampolineParams>(),
 );
 
@@ -64,6 +96,8 @@ extern "C" {
     static ap_trampoline_end: u8;
     static ap_trampoline_params: u8;
     static ap_trampoline_gdt: u8;
+    static ap_trampoline_cr4_write: u8;
+    static ap_trampoline_xsetbv: u8;
     static ap_trampoline_relocs_start: u32;
     static ap_trampoline_relocs_end: u32;
 }
@@ -91,6 +125,16 @@ pub fn params_offset() -> usize {
 /// 0x10 data), followed by its 6-byte descriptor-table pointer.
 pub fn gdt_offset() -> usize {
     (&raw const ap_trampoline_gdt) as usize - (&raw const ap_trampoline_start) as usize
+}
+
+/// Offset of the trampoline's `mov cr4, rax` inside the blob.
+fn cr4_write_offset() -> usize {
+    (&raw const ap_trampoline_cr4_write) as usize - (&raw const ap_trampoline_start) as usize
+}
+
+/// Offset of the trampoline's `xsetbv` inside the blob.
+fn xsetbv_offset() -> usize {
+    (&raw const ap_trampoline_xsetbv) as usize - (&raw const ap_trampoline_start) as usize
 }
 
 /// Offsets in the blob of the 32-bit fields that need the page's physical base added.
@@ -172,17 +216,45 @@ mod tests {
     }
 
     #[test]
-    fn long_mode_fixups_only_when_64_bit_mode_has_work() {
+    fn long_mode_work_only_where_64_bit_mode_has_some() {
         use x86_64::registers::control::Cr4Flags;
         let pae = Cr4Flags::PHYSICAL_ADDRESS_EXTENSION.bits();
         let pcide = Cr4Flags::PCID.bits();
         let osxsave = Cr4Flags::OSXSAVE.bits();
-        assert_eq!(TrampolineParams::fixups_needed(pae, pae), 0);
-        assert_eq!(TrampolineParams::fixups_needed(pae | pcide, pae), 1);
+        let work = |cr4_write, xsetbv| LongModeWork { cr4_write, xsetbv };
+        assert_eq!(LongModeWork::needed(pae, pae), work(false, false));
+        assert_eq!(LongModeWork::needed(pae | pcide, pae), work(true, false));
         assert_eq!(
-            TrampolineParams::fixups_needed(pae | osxsave, pae | osxsave),
-            1
+            LongModeWork::needed(pae | osxsave, pae | osxsave),
+            work(false, true)
         );
+        assert_eq!(
+            LongModeWork::needed(pae | pcide | osxsave, pae | osxsave),
+            work(true, true)
+        );
+    }
+
+    #[test]
+    fn patching_writes_nops_over_the_unneeded_loads_only() {
+        let blob = image();
+        let (cr4, xsetbv) = (cr4_write_offset(), xsetbv_offset());
+        assert_eq!(&blob[cr4..cr4 + 3], &MOV_CR4_RAX);
+        assert_eq!(&blob[xsetbv..xsetbv + 3], &XSETBV);
+        for cr4_write in [false, true] {
+            for keep_xsetbv in [false, true] {
+                let mut patched = blob.to_vec();
+                let work = LongModeWork {
+                    cr4_write,
+                    xsetbv: keep_xsetbv,
+                };
+                patch_long_mode_work(&mut patched, work);
+                let want = |keep: bool, bytes: [u8; 3]| if keep { bytes } else { NOP3 };
+                assert_eq!(&patched[cr4..cr4 + 3], &want(cr4_write, MOV_CR4_RAX));
+                assert_eq!(&patched[xsetbv..xsetbv + 3], &want(keep_xsetbv, XSETBV));
+                let changed = patched.iter().zip(blob).filter(|(a, b)| a != b).count();
+                assert!(changed <= 6, "only the two sites change");
+            }
+        }
     }
 
     #[test]
