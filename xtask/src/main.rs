@@ -4,7 +4,7 @@
 //! cargo xtask build                 build the image (and its PVH-only twin)
 //! cargo xtask run [options]         boot the demo in QEMU, serial on the terminal
 //! cargo xtask qemu-test [filter]    the QEMU integration tests (each run has a timeout)
-//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor (--only sched|bringup: one stage; --accel: one accelerator; --compare A,B: kernel images in one run)
+//! cargo xtask bench [--quick]       boot many times, tabulate bring-up vs the wake-up floor (--only sched|bringup|host-sched: one stage; --accel: one accelerator; --compare A,B: kernel images in one run)
 //! cargo xtask linux-baseline        the same bring-up timed for stock Debian Linux guests
 //! cargo xtask standin [options]     boot the stand-in host (issue 6) with a std program
 //! ```
@@ -51,6 +51,7 @@ const USAGE: &str = "usage:
   cargo xtask qemu-test [name-filter]
   cargo xtask bench [--quick] [--out FILE] [--only sched|bringup [--boots N]] [--accel tcg|kvm]
   cargo xtask bench --compare IMG,IMG... [--cpus N,N...] [--boots N] [--accel tcg|kvm] [--out FILE]
+  cargo xtask bench --only host-sched [--cpus N,N...] [--boots N] [--accel tcg|kvm] [--out FILE]
   cargo xtask linux-baseline [--smp N[,N...]] [--boots K] [--quick]
   cargo xtask standin [--smp N] [--machine pc|q35|microvm] [--accel auto|kvm|tcg] [--package P]
                       [--bin B] [--load 0x..] [--append 'host options'] [-- program args]";
@@ -160,14 +161,19 @@ fn bench_args(args: &[String]) -> Result<bench::BenchOptions, String> {
     if !options.compare.is_empty() && (options.quick || options.only.is_some()) {
         return Err("--compare is a run of its own: not with --quick or --only".into());
     }
-    if options.compare.is_empty() && !options.cpus.is_empty() {
-        return Err("--cpus goes with --compare".into());
+    let host_sched = options.only.as_deref() == Some("host-sched");
+    if options.compare.is_empty() && !host_sched && !options.cpus.is_empty() {
+        return Err("--cpus goes with --compare or --only host-sched".into());
     }
     if options.boots.is_some()
         && options.compare.is_empty()
+        && !host_sched
         && options.only.as_deref() != Some("bringup")
     {
-        return Err("--boots goes with --compare or --only bringup".into());
+        return Err("--boots goes with --compare, --only bringup or --only host-sched".into());
+    }
+    if host_sched && options.quick {
+        return Err("--only host-sched has no --quick run".into());
     }
     Ok(options)
 }

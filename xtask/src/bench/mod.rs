@@ -23,6 +23,7 @@
 
 mod bringup;
 mod compare;
+mod host_sched;
 mod hosted;
 mod phases;
 mod plot;
@@ -129,6 +130,9 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     if !options.compare.is_empty() {
         return run_compare(options);
     }
+    if options.only.as_deref() == Some("host-sched") {
+        return run_host_sched(options);
+    }
     let mut plan = if options.quick { &QUICK } else { &FULL };
     if options.only.as_deref() == Some("bringup") && !options.quick {
         plan = &BRINGUP_ONLY;
@@ -156,7 +160,8 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         Some("bringup") => (false, true),
         Some(other) => {
             return Err(format!(
-                "bench --only {other}: the stages that run alone are `sched` and `bringup`"
+                "bench --only {other}: the stages that run alone are `sched`, `bringup` and \
+                 `host-sched`"
             ))
         }
     };
@@ -298,6 +303,35 @@ fn floor_boot(
             }
         }
     }
+}
+
+/// `bench --only host-sched`: the bring-up's vCPU threads on the host (host_sched.rs), at
+/// `--cpus` (default 3, 4, 8, 16) with `--boots` traced boots each (default 11), TCG unless
+/// `--accel` says otherwise; written to `--out` (default bench/host-sched.md).
+fn run_host_sched(options: BenchOptions) -> Result<(), String> {
+    let qemu = Qemu::detect()?;
+    let accel = options.accel.unwrap_or(Accel::Tcg);
+    if accel == Accel::Kvm {
+        if let Some(why) = &qemu.kvm_unusable {
+            return Err(format!("bench --accel kvm: {why}"));
+        }
+    }
+    let images = build::kernel()?;
+    let cpus = if options.cpus.is_empty() {
+        vec![3, 4, 8, 16]
+    } else {
+        options.cpus
+    };
+    let boots = options.boots.unwrap_or(11);
+    let rows = host_sched::measure(&qemu, &images.multiboot, accel, &cpus, boots)?;
+    let report = host_sched::render(&qemu, accel, &rows, boots);
+    print!("{report}");
+    let out = options
+        .out
+        .unwrap_or_else(|| build::root().join("bench/host-sched.md"));
+    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("bench: results written to {}", out.display());
+    Ok(())
 }
 
 /// `bench --compare`: the images' bring-ups in one run (TCG unless `--accel` says otherwise),
