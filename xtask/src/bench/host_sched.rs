@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use super::bringup::{self, median_u64};
 use super::phases::{self, ApStamps};
-use super::{floor_boot, now_utc};
-use crate::qemu::{Accel, Boot, Qemu};
+use super::{floor_boot, floor_command, now_utc};
+use crate::qemu::{Accel, Qemu};
 use crate::runner::{self, Watch};
 
 /// A scheduler or console event of the trace, at a host time in ns.
@@ -423,9 +423,6 @@ fn start_marker(serial: &str) -> Option<u64> {
     None
 }
 
-const SIPI: usize = 1;
-const ARRIVED: usize = 7;
-
 /// Splits one boot's APs from its trace, serial output and phase stamps.
 fn attribute(
     trace: &Trace,
@@ -433,8 +430,6 @@ fn attribute(
     aps: &[ApStamps],
     sample: &bringup::Sample,
 ) -> Result<TracedBoot, String> {
-    debug_assert_eq!(phases::STAMPS[SIPI], "sipi");
-    debug_assert_eq!(phases::STAMPS[ARRIVED], "arrived");
     let marker = start_marker(serial).ok_or("no `Starting N APs in parallel` line")?;
     let (t0, writer) = trace
         .console_byte(marker)
@@ -453,7 +448,8 @@ fn attribute(
     let mut queued = Vec::new();
     for (i, ap) in aps.iter().enumerate() {
         let cpu = i as u32 + 1;
-        let (Some(sipi), Some(arrived)) = (ap[SIPI], ap[ARRIVED]) else {
+        let (Some(sipi), Some(arrived)) = (phases::stamp(ap, "sipi"), phases::stamp(ap, "arrived"))
+        else {
             return Err(format!("CPU {cpu} has no sipi or arrived stamp"));
         };
         let tid = trace
@@ -489,14 +485,7 @@ fn traced_boot(
 ) -> Result<TracedBoot, String> {
     let mut last_error = String::new();
     for _ in 0..2 {
-        let guest = qemu.command(&Boot {
-            accel,
-            machine: "microvm",
-            kernel: image,
-            smp: &cpus.to_string(),
-            initrd: None,
-            append: "bringup=parallel delays=fast bench=floor",
-        });
+        let guest = floor_command(qemu, image, accel, cpus, ("parallel", "fast"));
         let mut cmd = Command::new("perf");
         cmd.args(["record", "-a", "-q", "-o"]).arg(data);
         for event in [
@@ -877,8 +866,9 @@ mod tests {
         let short = "Starting 1 APs in parallel\n";
         assert_eq!(start_marker(short), Some(26));
         let mut ap: ApStamps = [None; 9];
-        ap[SIPI] = Some(1_000);
-        ap[ARRIVED] = Some(4_000);
+        let at = |name| phases::STAMPS.iter().position(|s| *s == name).unwrap();
+        ap[at("sipi")] = Some(1_000);
+        ap[at("arrived")] = Some(4_000);
         let sample = bringup::Sample {
             floor_us: 1,
             floor_sipis_us: 1,

@@ -187,9 +187,7 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         report.push_str(&sched::render(&results));
         let plots = plot::write_sched(&dir, &stem(&out), &results)?;
         report.push_str(&plot::render_links(&plots));
-        print!("{report}");
-        std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-        eprintln!("bench: results written to {}", out.display());
+        publish(&out, &report)?;
         return Ok(());
     }
 
@@ -198,9 +196,7 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
         let mut report = bringup::render(&qemu, &points, plan.boots);
         report.push_str(&phases::render(&points));
         report.push_str(&targets::render_bringup(&points));
-        print!("{report}");
-        std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-        eprintln!("bench: results written to {}", out.display());
+        publish(&out, &report)?;
         return Ok(());
     }
     let (runtime, runtime_failures) =
@@ -237,10 +233,26 @@ pub fn run(options: BenchOptions) -> Result<(), String> {
     report.push_str(&sched::render(&sched));
     let plots = plot::write(&dir, &stem(&out), &points, &runtime, &linux, &sched)?;
     report.push_str(&plot::render_links(&plots));
-    print!("{report}");
-    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-    eprintln!("bench: results written to {}", out.display());
+    publish(&out, &report)?;
     Ok(())
+}
+
+/// The QEMU command of a `bench=floor` boot of `image` (microvm, `cpus` CPUs).
+fn floor_command(
+    qemu: &Qemu,
+    image: &std::path::Path,
+    accel: Accel,
+    cpus: u32,
+    (strategy, delays): (&str, &str),
+) -> std::process::Command {
+    qemu.command(&Boot {
+        accel,
+        machine: "microvm",
+        kernel: image,
+        smp: &cpus.to_string(),
+        initrd: None,
+        append: &format!("bringup={strategy} delays={delays} bench=floor"),
+    })
 }
 
 /// One `bench=floor` boot of `image`: the floor, the bring-up after it and the APs' phase
@@ -256,14 +268,7 @@ fn floor_boot(
 ) -> Result<(bringup::Sample, Vec<phases::ApStamps>), String> {
     let mut attempt = 0;
     loop {
-        let cmd = qemu.command(&Boot {
-            accel,
-            machine: "microvm",
-            kernel: image,
-            smp: &cpus.to_string(),
-            initrd: None,
-            append: &format!("bringup={strategy} delays={delays} bench=floor"),
-        });
+        let cmd = floor_command(qemu, image, accel, cpus, (strategy, delays));
         let out = runner::run(cmd, &Watch::new(Duration::from_secs(180)))?;
         let sample = if out.exit == Some(33) {
             bringup::parse_sample(&out.timed_lines, cpus).and_then(|sample| {
@@ -310,12 +315,7 @@ fn floor_boot(
 /// `--accel` says otherwise; written to `--out` (default bench/host-sched.md).
 fn run_host_sched(options: BenchOptions) -> Result<(), String> {
     let qemu = Qemu::detect()?;
-    let accel = options.accel.unwrap_or(Accel::Tcg);
-    if accel == Accel::Kvm {
-        if let Some(why) = &qemu.kvm_unusable {
-            return Err(format!("bench --accel kvm: {why}"));
-        }
-    }
+    let accel = single_accel(&qemu, options.accel)?;
     let images = build::kernel()?;
     let cpus = if options.cpus.is_empty() {
         vec![3, 4, 8, 16]
@@ -325,25 +325,17 @@ fn run_host_sched(options: BenchOptions) -> Result<(), String> {
     let boots = options.boots.unwrap_or(11);
     let rows = host_sched::measure(&qemu, &images.multiboot, accel, &cpus, boots)?;
     let report = host_sched::render(&qemu, accel, &rows, boots);
-    print!("{report}");
     let out = options
         .out
         .unwrap_or_else(|| build::root().join("bench/host-sched.md"));
-    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
-    eprintln!("bench: results written to {}", out.display());
-    Ok(())
+    publish(&out, &report)
 }
 
 /// `bench --compare`: the images' bring-ups in one run (TCG unless `--accel` says otherwise),
 /// written to `--out` (default bench/compare.md).
 fn run_compare(options: BenchOptions) -> Result<(), String> {
     let qemu = Qemu::detect()?;
-    let accel = options.accel.unwrap_or(Accel::Tcg);
-    if accel == Accel::Kvm {
-        if let Some(why) = &qemu.kvm_unusable {
-            return Err(format!("bench --accel kvm: {why}"));
-        }
-    }
+    let accel = single_accel(&qemu, options.accel)?;
     for image in &options.compare {
         if !image.is_file() {
             return Err(format!(
@@ -360,11 +352,27 @@ fn run_compare(options: BenchOptions) -> Result<(), String> {
     let boots = options.boots.unwrap_or(BRINGUP_ONLY.boots);
     let rows = compare::measure(&qemu, &options.compare, accel, &cpus, boots)?;
     let report = compare::render(&qemu, accel, &rows, boots);
-    print!("{report}");
     let out = options
         .out
         .unwrap_or_else(|| build::root().join("bench/compare.md"));
-    std::fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    publish(&out, &report)
+}
+
+/// The accelerator of a run on one (`--accel`, TCG by default), refused where it is unusable.
+fn single_accel(qemu: &Qemu, asked: Option<Accel>) -> Result<Accel, String> {
+    let accel = asked.unwrap_or(Accel::Tcg);
+    if accel == Accel::Kvm {
+        if let Some(why) = &qemu.kvm_unusable {
+            return Err(format!("bench --accel kvm: {why}"));
+        }
+    }
+    Ok(accel)
+}
+
+/// Prints the results `report` and writes it to `out`.
+fn publish(out: &std::path::Path, report: &str) -> Result<(), String> {
+    print!("{report}");
+    std::fs::write(out, report).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("bench: results written to {}", out.display());
     Ok(())
 }

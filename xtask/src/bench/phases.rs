@@ -64,7 +64,8 @@ pub fn parse(serial: &str) -> Result<Vec<ApStamps>, String> {
     Ok(aps)
 }
 
-fn stamp(ap: &ApStamps, name: &str) -> Option<i64> {
+/// `ap`'s stamp `name` (one of [`STAMPS`]), if taken.
+pub fn stamp(ap: &ApStamps, name: &str) -> Option<i64> {
     ap[STAMPS.iter().position(|s| *s == name)?]
 }
 
